@@ -1,0 +1,28 @@
+# funade: two commands for a newcomer: `make demo` and `make test`.
+.PHONY: setup test demo bench lint unit integration clean
+
+setup:
+	@bash scripts/setup.sh
+
+lint: setup
+	.venv/bin/ruff check src tests bench
+	.venv/bin/mypy
+	.venv/bin/lint-imports
+
+unit: setup
+	.venv/bin/python -m pytest -m unit -q
+
+integration: setup
+	.venv/bin/python -m pytest -m integration
+
+test: lint
+	.venv/bin/python -m pytest
+
+demo: setup
+	@bash scripts/demo.sh
+
+bench: setup
+	.venv/bin/python bench/rollout.py
+
+clean:
+	-.venv/bin/funade down --delete-workloads

@@ -1,0 +1,63 @@
+"""Docker Engine adapter: funade's typed, async way to run containers locally.
+
+Everything the local target needs from Docker (containers, exec, logs, images,
+networks, volumes, events) goes through `DockerClient`; callers import this
+package, never its private modules.
+"""
+
+from ._errors import Conflict, DockerError, DockerUnavailable, ImagePullError, NotFound
+from ._models import (
+    LOOPBACK,
+    ContainerInfo,
+    ContainerSpec,
+    ContainerState,
+    ContainerSummary,
+    DockerEvent,
+    ExecResult,
+    ImageInfo,
+    LogLine,
+    Mount,
+    MountType,
+    NetworkAttachment,
+    NetworkEndpoint,
+    NetworkInfo,
+    PortBinding,
+    PortProtocol,
+    PublishedPort,
+    StreamName,
+    VolumeInfo,
+)
+from ._wire import split_image_ref
+from .engine import DEFAULT_SOCKET, MAX_API_VERSION, DockerClient, negotiate_api_version
+
+__all__ = [
+    "DEFAULT_SOCKET",
+    "LOOPBACK",
+    "MAX_API_VERSION",
+    "Conflict",
+    "ContainerInfo",
+    "ContainerSpec",
+    "ContainerState",
+    "ContainerSummary",
+    "DockerClient",
+    "DockerError",
+    "DockerEvent",
+    "DockerUnavailable",
+    "ExecResult",
+    "ImageInfo",
+    "ImagePullError",
+    "LogLine",
+    "Mount",
+    "MountType",
+    "NetworkAttachment",
+    "NetworkEndpoint",
+    "NetworkInfo",
+    "NotFound",
+    "PortBinding",
+    "PortProtocol",
+    "PublishedPort",
+    "StreamName",
+    "VolumeInfo",
+    "negotiate_api_version",
+    "split_image_ref",
+]

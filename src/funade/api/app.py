@@ -1,0 +1,278 @@
+"""The HTTP API the CLI (and any other client) talks to.
+
+JSON in, JSON out; errors are ``{"error": message}`` with a meaningful status code.
+Routes are thin: they call the engine's use cases and read the controllers' live views.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+import funade
+from funade.adapters.docker import DockerClient
+from funade.adapters.store.sqlite import SqliteStore
+from funade.controller.manager import Manager
+from funade.core import objects, selectors
+from funade.engine import workloads
+from funade.engine.ports import ObjectKey
+
+__all__ = ["create_app"]
+
+Obj = dict[str, Any]
+NOT_RUNNABLE = "not runnable on the local target"
+
+
+def _error(message: str, status: int) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+class Api:
+    """Route handlers over one store and one controller manager."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.store = SqliteStore(home / "funade.db")
+        self.docker = DockerClient()
+        self.manager = Manager(self.store, self.docker, home)
+        self.workloads = workloads.Workloads(self.store)
+
+    async def start(self) -> None:
+        self.workloads.ensure_default_namespace()
+        await self.manager.start()
+
+    async def stop(self) -> None:
+        await self.manager.stop()
+        await self.docker.close()
+        self.store.close()
+
+    # -- helpers --------------------------------------------------------------------
+
+    def _kind(self, kind: str) -> str:
+        return workloads.normalize_kind(kind, self.store.kinds())
+
+    @staticmethod
+    async def _json(request: Request) -> Obj:
+        try:
+            body = await request.json()
+        except ValueError as exc:
+            raise workloads.WorkloadError(f"request body is not JSON: {exc}", 400) from exc
+        if not isinstance(body, dict):
+            raise workloads.WorkloadError("request body must be a JSON object", 400)
+        return body
+
+    def _decorate(self, obj: Obj) -> Obj:
+        if obj.get("kind") not in objects.RUNNABLE_KINDS:
+            obj = dict(obj, status={**(obj.get("status") or {}), "localTarget": NOT_RUNNABLE})
+        return obj
+
+    def _items(self, kind: str, namespace: str | None, selector: str | None) -> list[Obj]:
+        if kind == "Pod":
+            items = self.manager.pod_views(namespace)
+            known = {p["metadata"]["uid"] for p in items}
+            # Bare pods applied but not yet started are shown as Pending.
+            for pod in self.store.list("Pod", namespace):
+                if pod["metadata"]["uid"] not in known:
+                    items.append(dict(pod, status={"phase": "Pending"}))
+            if selector:
+                match = selectors.parse_selector(selector)
+                items = [p for p in items if match.matches(p["metadata"].get("labels") or {})]
+            return items
+        return [self._decorate(o) for o in self.workloads.list(kind, namespace, selector)]
+
+    # -- routes ---------------------------------------------------------------------
+
+    async def healthz(self, request: Request) -> Response:
+        return JSONResponse({"ok": True})
+
+    async def status(self, request: Request) -> Response:
+        counts = {kind: len(self.store.list(kind)) for kind in self.store.kinds()}
+        counts["Pod"] = len(self.manager.pod_workers())
+        return JSONResponse({
+            "version": funade.__version__,
+            "pid": os.getpid(),
+            "home": str(self.home),
+            "uptimeSeconds": round(time.time() - self.manager.started_at, 1),
+            "docker": {"ok": self.manager.docker_error is None, "error": self.manager.docker_error},
+            "reconcilePasses": self.manager.passes,
+            "objects": counts,
+        })
+
+    async def apply(self, request: Request) -> Response:
+        body = await self._json(request)
+        items = body.get("objects")
+        if not isinstance(items, list):
+            raise workloads.WorkloadError('"objects" must be a list', 400)
+        results = self.workloads.apply(items, str(body.get("namespace") or "default"), bool(body.get("dryRun")))
+        self.manager.poke()
+        return JSONResponse({"results": [
+            {"kind": r.key.kind, "namespace": r.key.namespace, "name": r.key.name, "action": r.action,
+             "runnable": r.runnable} for r in results
+        ]})
+
+    async def list_objects(self, request: Request) -> Response:
+        kind = self._kind(request.path_params["kind"])
+        q = request.query_params
+        namespace = None if q.get("allNamespaces") == "true" else q.get("namespace", "default")
+        return JSONResponse({"kind": kind, "items": self._items(kind, namespace, q.get("selector"))})
+
+    async def get_object(self, request: Request) -> Response:
+        kind = self._kind(request.path_params["kind"])
+        ns = request.path_params["namespace"]
+        name = request.path_params["name"]
+        ns = "" if kind in workloads.CLUSTER_SCOPED else ns
+        if kind == "Pod":
+            worker = self.manager.find_pod(ns, name)
+            if worker is not None:
+                return JSONResponse(worker.view())
+        obj = self.store.get(ObjectKey(kind, ns, name))
+        if obj is None:
+            return _error(f'{kind.lower()}s "{name}" not found' + (f" in namespace {ns}" if ns else ""), 404)
+        return JSONResponse(self._decorate(obj))
+
+    async def delete_object(self, request: Request) -> Response:
+        kind = self._kind(request.path_params["kind"])
+        ns = request.path_params["namespace"]
+        name = request.path_params["name"]
+        ns = "" if kind in workloads.CLUSTER_SCOPED else ns
+        grace = request.query_params.get("gracePeriod")
+        if kind == "Pod":
+            worker = self.manager.find_pod(ns, name)
+            stored = self.store.get(ObjectKey("Pod", ns, name))
+            if worker is None and stored is None:
+                return _error(f'pods "{name}" not found in namespace {ns}', 404)
+            if stored is not None:
+                self.store.delete(ObjectKey("Pod", ns, name))
+            if worker is not None:
+                self.manager.kubelet.delete_pod(worker.uid, float(grace) if grace else None)
+                if request.query_params.get("wait") == "true":
+                    await asyncio.wait_for(worker.gone.wait(), timeout=600)
+            self.manager.poke()
+            return JSONResponse({"deleted": [f"pod/{name}"]})
+        deleted = self.workloads.delete(ObjectKey(kind, ns, name))
+        self.manager.poke()
+        return JSONResponse({"deleted": [str(k) for k in deleted]})
+
+    async def events(self, request: Request) -> Response:
+        q = request.query_params
+        namespace = None if q.get("allNamespaces") == "true" else q.get("namespace", "default")
+        kind = self._kind(q["kind"]) if q.get("kind") else None
+        events = self.store.events(namespace, kind, q.get("name"), int(q.get("limit", "200")))
+        return JSONResponse({"items": [e.__dict__ for e in events]})
+
+    async def scale(self, request: Request) -> Response:
+        body = await self._json(request)
+        kind = self._kind(request.path_params["kind"])
+        key = ObjectKey(kind, request.path_params["namespace"], request.path_params["name"])
+        replicas = body.get("replicas")
+        if not isinstance(replicas, int):
+            raise workloads.WorkloadError('"replicas" must be an integer', 400)
+        obj = self.workloads.scale(key, replicas)
+        self.manager.poke()
+        return JSONResponse(obj)
+
+    async def rollout(self, request: Request) -> Response:
+        key = ObjectKey("Deployment", request.path_params["namespace"], request.path_params["name"])
+        verb = request.path_params["verb"]
+        if verb == "history":
+            return JSONResponse({"items": self.workloads.history(key)})
+        body = await self._json(request) if request.method == "POST" else {}
+        if verb == "undo":
+            obj, revision = self.workloads.undo(key, body.get("toRevision"))
+            self.manager.poke()
+            return JSONResponse({"object": obj, "revision": revision})
+        if verb == "restart":
+            obj = self.workloads.restart(key)
+        elif verb in ("pause", "resume"):
+            obj = self.workloads.set_paused(key, verb == "pause")
+        else:
+            return _error(f"unknown rollout verb {verb!r}", 404)
+        self.manager.poke()
+        return JSONResponse({"object": obj})
+
+    async def logs(self, request: Request) -> Response:
+        ns, name = request.path_params["namespace"], request.path_params["name"]
+        q = request.query_params
+        worker = self.manager.find_pod(ns, name)
+        if worker is None:
+            return _error(f'pods "{name}" not found in namespace {ns}', 404)
+        containers = [c["name"] for c in worker.pod["spec"]["containers"]]
+        inits = [c["name"] for c in worker.pod["spec"].get("initContainers") or []]
+        container = q.get("container") or (containers[0] if len(containers) == 1 else "")
+        if not container:
+            return _error(f"a container name must be specified for pod {name}, choose one of: "
+                          f"[{' '.join(containers)}]", 400)
+        if container not in containers + inits:
+            return _error(f"container {container} is not valid for pod {name}", 400)
+        runs = [r for r in await self.manager.runtime.runs(worker.uid) if r.name == container]
+        if q.get("previous") == "true":
+            runs = runs[:-1]
+            if not runs:
+                return _error(f'previous terminated container "{container}" in pod "{name}" not found', 400)
+        if not runs:
+            return _error(f'container "{container}" in pod "{name}" is waiting to start', 400)
+        run = runs[-1]
+        follow = q.get("follow") == "true"
+        tail = int(q["tail"]) if q.get("tail") not in (None, "", "-1") else None
+
+        async def lines() -> AsyncIterator[bytes]:
+            async for line in self.manager.runtime.logs(run.id, follow=follow, tail=tail):
+                yield (line.text + "\n").encode()
+
+        return StreamingResponse(lines(), media_type="text/plain")
+
+
+def create_app(home: Path) -> Starlette:
+    """The ASGI app; starting it starts the controllers."""
+    api = Api(home)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await api.start()
+        try:
+            yield
+        finally:
+            with contextlib.suppress(Exception):
+                await api.stop()
+
+    async def guard(request: Request, handler: Any) -> Response:
+        try:
+            response: Response = await handler(request)
+        except workloads.WorkloadError as exc:
+            return _error(str(exc), exc.status)
+        return response
+
+    def route(path: str, handler: Any, methods: list[str]) -> Route:
+        async def endpoint(request: Request) -> Response:
+            return await guard(request, handler)
+
+        return Route(path, endpoint, methods=methods)
+
+    app = Starlette(
+        routes=[
+            route("/healthz", api.healthz, ["GET"]),
+            route("/v1/status", api.status, ["GET"]),
+            route("/v1/apply", api.apply, ["POST"]),
+            route("/v1/events", api.events, ["GET"]),
+            route("/v1/objects/{kind}", api.list_objects, ["GET"]),
+            route("/v1/objects/{kind}/{namespace}/{name}", api.get_object, ["GET"]),
+            route("/v1/objects/{kind}/{namespace}/{name}", api.delete_object, ["DELETE"]),
+            route("/v1/scale/{kind}/{namespace}/{name}", api.scale, ["POST"]),
+            route("/v1/rollout/{namespace}/{name}/{verb}", api.rollout, ["GET", "POST"]),
+            route("/v1/logs/{namespace}/{name}", api.logs, ["GET"]),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.api = api
+    return app

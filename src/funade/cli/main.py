@@ -1,0 +1,27 @@
+"""The `funade` command: one typer app, one module per noun."""
+
+from __future__ import annotations
+
+import typer
+
+from funade.cli import server, workload
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="funade",
+    help="funade: container delivery from Dockerfile to healthy rollouts.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+server.register(app)
+workload.register(app)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

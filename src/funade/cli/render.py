@@ -1,0 +1,294 @@
+"""Turning API objects into what people read: kubectl-style tables, describe text, progress.
+
+Pure functions from dictionaries to rich renderables or strings, tested on an in-memory
+console; the commands only fetch and print.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+
+__all__ = [
+    "age",
+    "describe",
+    "events_table",
+    "history_table",
+    "object_table",
+    "pod_summary",
+    "rollout_line",
+    "rollout_outcome",
+]
+
+Obj = dict[str, Any]
+
+
+def age(timestamp: str | None, now: float | None = None) -> str:
+    """kubectl's short age: 45s, 3m12s, 5h, 2d."""
+    if not timestamp:
+        return "<unknown>"
+    then = datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+    seconds = max(0, int((now if now is not None else time.time()) - then))
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 600:
+        return f"{seconds // 60}m{seconds % 60}s"
+    if seconds < 3 * 3600:
+        return f"{seconds // 60}m"
+    if seconds < 48 * 3600:
+        return f"{seconds // 3600}h"
+    return f"{seconds // 86400}d"
+
+
+def pod_summary(pod: Obj) -> tuple[str, str, int]:
+    """(READY, STATUS, RESTARTS) as kubectl shows them."""
+    status = pod.get("status") or {}
+    containers = status.get("containerStatuses") or []
+    total = len((pod.get("spec") or {}).get("containers") or containers)
+    ready = sum(1 for c in containers if c.get("ready"))
+    restarts = sum(int(c.get("restartCount", 0)) for c in containers)
+    reason = status.get("phase", "Pending")
+    for init in status.get("initContainerStatuses") or []:
+        waiting = init.get("state", {}).get("waiting")
+        if waiting and waiting.get("reason") not in (None, "PodInitializing"):
+            reason = f"Init:{waiting['reason']}"
+            break
+        if "running" in init.get("state", {}):
+            reason = "Init:0/1"
+            break
+    else:
+        for c in containers:
+            state = c.get("state", {})
+            if "waiting" in state and state["waiting"].get("reason") not in (None, "ContainerCreating") :
+                reason = state["waiting"]["reason"]
+            elif "waiting" in state and reason == "Pending":
+                reason = state["waiting"].get("reason") or reason
+            elif "terminated" in state:
+                reason = state["terminated"].get("reason") or "Terminated"
+    if pod.get("metadata", {}).get("deletionTimestamp"):
+        reason = "Terminating"
+    return f"{ready}/{total}", reason, restarts
+
+
+def _deployment_row(obj: Obj, wide: bool) -> list[str]:
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    row = [
+        obj["metadata"]["name"],
+        f"{status.get('readyReplicas', 0)}/{spec.get('replicas', 1)}",
+        str(status.get("updatedReplicas", 0)),
+        str(status.get("availableReplicas", 0)),
+        age(obj["metadata"].get("creationTimestamp")),
+    ]
+    if wide:
+        containers = spec.get("template", {}).get("spec", {}).get("containers", [])
+        row += [",".join(c["name"] for c in containers), ",".join(c["image"] for c in containers),
+                ",".join(f"{k}={v}" for k, v in (spec.get("selector", {}).get("matchLabels") or {}).items())]
+    return row
+
+
+def object_table(kind: str, items: list[Obj], wide: bool = False, all_namespaces: bool = False) -> Table:
+    """The table `funade get KIND` prints."""
+    table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
+    ns_col = ["NAMESPACE"] if all_namespaces else []
+    if kind == "Pod":
+        columns = ["NAME", "READY", "STATUS", "RESTARTS", "AGE"] + (["IP", "NODE"] if wide else [])
+    elif kind == "Deployment":
+        columns = ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"] + (
+            ["CONTAINERS", "IMAGES", "SELECTOR"] if wide else [])
+    elif kind == "ReplicaSet":
+        columns = ["NAME", "DESIRED", "CURRENT", "READY", "AGE"] + (["REVISION", "IMAGES"] if wide else [])
+    elif kind in ("ConfigMap", "Secret"):
+        columns = ["NAME"] + (["TYPE"] if kind == "Secret" else []) + ["DATA", "AGE"]
+    elif kind == "Namespace":
+        columns = ["NAME", "STATUS", "AGE"]
+    else:
+        columns = ["NAME", "STATUS", "AGE"]
+    for column in ns_col + columns:
+        table.add_column(column, no_wrap=True)
+    for obj in items:
+        meta = obj["metadata"]
+        prefix = [meta.get("namespace", "")] if all_namespaces else []
+        created = meta.get("creationTimestamp")
+        if kind == "Pod":
+            ready, status, restarts = pod_summary(obj)
+            row = [meta["name"], ready, status, str(restarts), age(created)]
+            if wide:
+                row += [obj.get("status", {}).get("podIP") or "<none>", "local"]
+        elif kind == "Deployment":
+            row = _deployment_row(obj, wide)
+        elif kind == "ReplicaSet":
+            status = obj.get("status") or {}
+            row = [meta["name"], str(obj["spec"].get("replicas", 0)), str(status.get("replicas", 0)),
+                   str(status.get("readyReplicas", 0)), age(created)]
+            if wide:
+                row += [(meta.get("annotations") or {}).get("deployment.kubernetes.io/revision", ""),
+                        ",".join(c["image"] for c in obj["spec"]["template"]["spec"]["containers"])]
+        elif kind in ("ConfigMap", "Secret"):
+            data = len(obj.get("data") or {}) + len(obj.get("binaryData") or {})
+            row = [meta["name"]] + ([obj.get("type", "Opaque")] if kind == "Secret" else []) + [str(data), age(created)]
+        elif kind == "Namespace":
+            row = [meta["name"], "Active", age(created)]
+        else:
+            row = [meta["name"], (obj.get("status") or {}).get("localTarget", ""), age(created)]
+        table.add_row(*(prefix + row))
+    return table
+
+
+def events_table(events: list[Obj], now: float | None = None) -> Table:
+    """`funade events`: LAST SEEN, TYPE, REASON, OBJECT, MESSAGE."""
+    table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
+    for column in ("LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"):
+        table.add_column(column, no_wrap=column != "MESSAGE")
+    current = now if now is not None else time.time()
+    for e in events:
+        seen = datetime.fromtimestamp(e["time"], UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        count = f" (x{e['count']})" if e.get("count", 1) > 1 else ""
+        style = "yellow" if e["type"] == "Warning" else ""
+        table.add_row(age(seen, current), Text(e["type"], style=style), e["reason"],
+                      f"{e['kind'].lower()}/{e['name']}", e["message"] + count)
+    return table
+
+
+def history_table(items: list[Obj]) -> Table:
+    """`funade rollout history`."""
+    table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
+    for column in ("REVISION", "REPLICASET", "IMAGES", "HEALTHY", "CHANGE-CAUSE"):
+        table.add_column(column, no_wrap=True)
+    for item in items:
+        table.add_row(str(item["revision"]), item["replicaSet"], ",".join(item["images"]),
+                      "yes" if item.get("healthy") else "-", item.get("changeCause") or "<none>")
+    return table
+
+
+def _condition(obj: Obj, kind: str) -> Obj | None:
+    for cond in (obj.get("status") or {}).get("conditions", []):
+        if cond["type"] == kind:
+            return cond
+    return None
+
+
+def rollout_outcome(deployment: Obj) -> tuple[str, str]:
+    """Where a rollout stands: ("done" | "failed" | "rolledback" | "waiting", message).
+
+    Mirrors ``kubectl rollout status``; a rollback funade made counts as a failure.
+    """
+    name = deployment["metadata"]["name"]
+    spec, status = deployment.get("spec") or {}, deployment.get("status") or {}
+    desired = int(spec.get("replicas", 1))
+    if int(status.get("observedGeneration", 0)) < int(deployment["metadata"].get("generation", 1)):
+        return "waiting", f'Waiting for deployment "{name}" spec update to be observed...'
+    rolled_back = _condition(deployment, "RolledBack")
+    progressing = _condition(deployment, "Progressing")
+    updated = int(status.get("updatedReplicas", 0))
+    replicas = int(status.get("replicas", 0))
+    available = int(status.get("availableReplicas", 0))
+    complete = updated >= desired and replicas == updated and available >= updated
+    if rolled_back is not None:
+        if complete:
+            return "rolledback", f'deployment "{name}" was rolled back: {rolled_back["message"]}'
+        return "waiting", (f'Rolling back deployment "{name}": {rolled_back["message"]} '
+                           f"({available} of {desired} available)")
+    if progressing is not None and progressing.get("reason") == "ProgressDeadlineExceeded":
+        return "failed", f'deployment "{name}" exceeded its progress deadline'
+    if spec.get("paused"):
+        return "waiting", f'deployment "{name}" is paused; resume it with `funade rollout resume deployment/{name}`'
+    if updated < desired:
+        return "waiting", (f'Waiting for deployment "{name}" rollout to finish: '
+                           f"{updated} out of {desired} new replicas have been updated...")
+    if replicas > updated:
+        return "waiting", (f'Waiting for deployment "{name}" rollout to finish: '
+                           f"{replicas - updated} old replicas are pending termination...")
+    if available < updated:
+        return "waiting", (f'Waiting for deployment "{name}" rollout to finish: '
+                           f"{available} of {updated} updated replicas are available...")
+    return "done", f'deployment "{name}" successfully rolled out'
+
+
+def rollout_line(deployment: Obj, pods: list[Obj]) -> Table:
+    """A live view of a rollout: counts per revision and what each unready pod waits for."""
+    spec, status = deployment.get("spec") or {}, deployment.get("status") or {}
+    table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
+    for column in ("REVISION", "DESIRED", "UPDATED", "READY", "AVAILABLE", "WAITING FOR"):
+        table.add_column(column, no_wrap=column != "WAITING FOR")
+    waiting = []
+    for pod in pods:
+        _, state, restarts = pod_summary(pod)
+        if state != "Running" or not all(c.get("ready") for c in (pod.get("status") or {}).get("containerStatuses", [])):
+            detail = state
+            for c in (pod.get("status") or {}).get("containerStatuses", []):
+                msg = (c.get("state", {}).get("waiting") or {}).get("message")
+                if msg:
+                    detail += f": {msg[:80]}"
+                    break
+            if restarts:
+                detail += f" (restarts {restarts})"
+            waiting.append(f"{pod['metadata']['name']} {detail}")
+    table.add_row(
+        str(status.get("currentRevision", "-")), str(spec.get("replicas", 1)), str(status.get("updatedReplicas", 0)),
+        str(status.get("readyReplicas", 0)), str(status.get("availableReplicas", 0)),
+        "; ".join(waiting[:3]) or "-",
+    )
+    return table
+
+
+def describe(obj: Obj, events: list[Obj]) -> str:
+    """`funade describe`: the object's key fields, conditions and recent events."""
+    meta = obj["metadata"]
+    lines = [f"Name:         {meta['name']}"]
+    if meta.get("namespace"):
+        lines.append(f"Namespace:    {meta['namespace']}")
+    lines.append(f"Kind:         {obj['kind']}")
+    if meta.get("labels"):
+        lines.append("Labels:       " + "\n              ".join(f"{k}={v}" for k, v in meta["labels"].items()))
+    if meta.get("annotations"):
+        lines.append("Annotations:  " + "\n              ".join(f"{k}: {v}" for k, v in meta["annotations"].items()))
+    lines.append(f"Created:      {meta.get('creationTimestamp', '<unknown>')}")
+    status = obj.get("status") or {}
+    spec = obj.get("spec") or {}
+    if obj["kind"] == "Deployment":
+        lines.append(f"Replicas:     {spec.get('replicas', 1)} desired | {status.get('updatedReplicas', 0)} updated | "
+                     f"{status.get('replicas', 0)} total | {status.get('availableReplicas', 0)} available | "
+                     f"{status.get('unavailableReplicas', 0)} unavailable")
+        strategy = spec.get("strategy") or {}
+        lines.append(f"Strategy:     {strategy.get('type', 'RollingUpdate')}")
+        if strategy.get("rollingUpdate"):
+            ru = strategy["rollingUpdate"]
+            lines.append(f"RollingUpdateStrategy: {ru.get('maxUnavailable', '25%')} max unavailable, "
+                         f"{ru.get('maxSurge', '25%')} max surge")
+        lines.append(f"Revision:     {status.get('currentRevision', '-')}")
+        for c in spec.get("template", {}).get("spec", {}).get("containers", []):
+            lines.append(f"Container:    {c['name']}  image {c['image']}")
+    if obj["kind"] == "Pod":
+        lines.append(f"Status:       {pod_summary(obj)[1]}")
+        lines.append(f"IP:           {status.get('podIP') or '<none>'}")
+        for c in status.get("containerStatuses", []):
+            state = next(iter(c.get("state", {}) or {"unknown": {}}))
+            detail = c["state"].get(state, {}) if c.get("state") else {}
+            reason = detail.get("reason", "")
+            lines.append(f"Container {c['name']}: {state}{' (' + reason + ')' if reason else ''}, "
+                         f"ready={c.get('ready')}, restarts={c.get('restartCount', 0)}")
+            if detail.get("message"):
+                lines.append(f"  Message: {detail['message']}")
+            last = c.get("lastState") or {}
+            if "terminated" in last:
+                t = last["terminated"]
+                lines.append(f"  Last state: terminated ({t.get('reason')}), exit code {t.get('exitCode')}, "
+                             f"finished {t.get('finishedAt')}")
+    if status.get("localTarget"):
+        lines.append(f"Status:       {status['localTarget']}")
+    conditions = status.get("conditions") or []
+    if conditions:
+        lines.append("Conditions:")
+        for cond in conditions:
+            reason = cond.get("reason", "")
+            lines.append(f"  {cond['type']:<16} {cond['status']:<7} {reason}"
+                         + (f" — {cond['message']}" if cond.get("message") else ""))
+    lines.append("Events:" + ("  <none>" if not events else ""))
+    for e in events[-15:]:
+        count = f" (x{e['count']})" if e.get("count", 1) > 1 else ""
+        lines.append(f"  {e['type']:<8} {e['reason']:<20} {e['message']}{count}")
+    return "\n".join(lines)

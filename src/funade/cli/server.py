@@ -1,0 +1,195 @@
+"""`funade server`, `up`, `down` and `status`: running the controller process.
+
+`up` starts the server in the background with its pid and log under ``$FUNADE_HOME``
+and waits until it answers; `down` stops it (workloads keep running and are adopted
+again by the next `up`, unless `--delete-workloads`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from funade.cli.client import DEFAULT_ADDRESS, ApiError, Client, funade_home
+
+__all__ = ["register"]
+
+console = Console()
+err = Console(stderr=True)
+
+
+def _pid_file(home: Path) -> Path:
+    return home / "server.pid"
+
+
+def _read_pid(home: Path) -> int | None:
+    try:
+        pid = int(_pid_file(home).read_text().strip())
+    except (OSError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return pid
+    return pid
+
+
+def _split(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    host = host or "127.0.0.1"
+    if host == "localhost":
+        host = "127.0.0.1"
+    try:
+        if not ipaddress.ip_address(host.strip("[]")).is_loopback:
+            raise typer.BadParameter(f"{host} is not a loopback address: funade listens on 127.0.0.1 only")
+    except ValueError as exc:
+        raise typer.BadParameter(f"{address!r} is not HOST:PORT") from exc
+    return host, int(port)
+
+
+def server(address: str = typer.Option(DEFAULT_ADDRESS, "--address", help="HOST:PORT to listen on (loopback)"),
+           log_level: str = typer.Option("warning", "--log-level")) -> None:
+    """Run the API and the controllers in the foreground."""
+    import logging
+
+    import uvicorn
+
+    from funade.api.app import create_app
+
+    host, port = _split(address)
+    home = funade_home()
+    home.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    _pid_file(home).write_text(str(os.getpid()))
+    try:
+        uvicorn.run(create_app(home), host=host, port=port, log_level=log_level, lifespan="on")
+    finally:
+        if _read_pid(home) == os.getpid():
+            _pid_file(home).unlink(missing_ok=True)
+
+
+def up(address: str = typer.Option(DEFAULT_ADDRESS, "--address"),
+       timeout: float = typer.Option(30.0, "--timeout"),
+       output: str = typer.Option("text", "-o", "--output")) -> None:
+    """Start the funade server in the background and wait until it answers."""
+    _split(address)
+    home = funade_home()
+    home.mkdir(parents=True, exist_ok=True)
+    client = Client(address)
+    if client.alive():
+        _say(output, {"running": True, "address": address, "started": False}, f"funade is already running on {address}")
+        return
+    log = open(home / "server.log", "ab")  # noqa: SIM115 - handed to the child process
+    env = dict(os.environ, FUNADE_HOME=str(home))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "funade.cli.main", "server", "--address", address],
+        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, env=env,
+    )
+    deadline = time.monotonic() + timeout
+    with console.status(f"starting funade on {address}…"):
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                tail = (home / "server.log").read_text(errors="replace").splitlines()[-15:]
+                err.print(f"[red]funade server exited with code {process.returncode}[/red]\n" + "\n".join(tail))
+                raise typer.Exit(1)
+            if client.alive():
+                break
+            time.sleep(0.1)
+        else:
+            err.print(f"[red]funade server did not answer within {timeout:g}s; see {home / 'server.log'}[/red]")
+            raise typer.Exit(1)
+    _say(output, {"running": True, "address": address, "started": True, "pid": process.pid, "home": str(home)},
+         f"funade is running on {address} (pid {process.pid}, home {home})")
+
+
+def down(delete_workloads: bool = typer.Option(False, "--delete-workloads",
+                                               help="also remove every pod funade runs"),
+         timeout: float = typer.Option(30.0, "--timeout"),
+         output: str = typer.Option("text", "-o", "--output")) -> None:
+    """Stop the funade server (pods keep running unless --delete-workloads)."""
+    home = funade_home()
+    pid = _read_pid(home)
+    stopped = False
+    if pid is not None:
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and _read_pid(home) == pid:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+        else:
+            if _read_pid(home) == pid:
+                os.kill(pid, signal.SIGKILL)
+        _pid_file(home).unlink(missing_ok=True)
+        stopped = True
+    removed = 0
+    if delete_workloads:
+        removed = _remove_workloads()
+    message = ("funade stopped" if stopped else "funade was not running") + (
+        f"; removed {removed} container(s)" if delete_workloads else "")
+    _say(output, {"stopped": stopped, "removedContainers": removed}, message)
+
+
+def _remove_workloads() -> int:
+    import asyncio
+
+    from funade.adapters.docker import DockerClient, DockerUnavailable
+
+    async def run() -> int:
+        async with DockerClient() as docker:
+            found = await docker.list_containers(all=True, labels={"funade.managed": "true"})
+            for c in found:
+                await docker.remove(c.id, force=True, volumes=True, missing_ok=True)
+            return len(found)
+
+    try:
+        return asyncio.run(run())
+    except DockerUnavailable as exc:
+        err.print(f"[yellow]{exc}[/yellow]")
+        return 0
+
+
+def status(output: str = typer.Option("text", "-o", "--output")) -> None:
+    """Say what is running: the server, Docker, and how many objects and pods."""
+    client = Client()
+    try:
+        info = client.get("/v1/status")
+    except ApiError as exc:
+        _say(output, {"running": False, "error": str(exc)}, f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+    docker = info["docker"]
+    lines = [
+        f"funade {info['version']} running on {client.address} (pid {info['pid']}, up {info['uptimeSeconds']}s)",
+        f"home:    {info['home']}",
+        "docker:  " + ("ok" if docker["ok"] else f"[red]{docker['error']}[/red]"),
+        "objects: " + (", ".join(f"{k} {v}" for k, v in sorted(info["objects"].items())) or "none"),
+    ]
+    _say(output, dict(info, running=True), "\n".join(lines))
+
+
+def _say(output: str, data: object, text: str) -> None:
+    if output == "json":
+        print(json.dumps(data, indent=2))
+    else:
+        console.print(text)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(server)
+    app.command()(up)
+    app.command()(down)
+    app.command()(status)

@@ -1,0 +1,709 @@
+"""The kubelet of the local target: one worker per pod keeps its containers as specified.
+
+Each worker re-reads the pod's containers from Docker on every sync, starts what is
+missing (init containers first, in order), restarts what exited with the kubelet's
+back-off, runs startup / readiness / liveness probes and publishes the pod's status.
+After a crash of the server the workers are rebuilt from the sandboxes Docker still has.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from funade.adapters.docker import ContainerInfo, DockerError, DockerUnavailable, ImagePullError, Mount, NotFound
+from funade.adapters.local.runtime import ContainerRun, LocalRuntime, Sandbox
+from funade.core import pods as podrules
+from funade.core import probes
+from funade.engine.ports import Event, ObjectKey, Store
+
+__all__ = ["Kubelet", "PodWorker"]
+
+log = logging.getLogger(__name__)
+Obj = dict[str, Any]
+
+
+def rfc3339(ts: float | None = None) -> str:
+    return datetime.fromtimestamp(time.time() if ts is None else ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _dt(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _timing(probe: Obj) -> probes.Timing:
+    return probes.Timing(
+        initial_delay=float(probe.get("initialDelaySeconds", 0)),
+        period=float(probe.get("periodSeconds", 10)),
+        timeout=float(probe.get("timeoutSeconds", 1)),
+        success_threshold=int(probe.get("successThreshold", 1)),
+        failure_threshold=int(probe.get("failureThreshold", 3)),
+    )
+
+
+class ConfigError(Exception):
+    """The container cannot be configured yet (CreateContainerConfigError)."""
+
+
+class PodWorker:
+    """Keeps one pod's containers running as its spec says."""
+
+    def __init__(self, kubelet: Kubelet, sandbox: Sandbox) -> None:
+        self.kubelet = kubelet
+        self.rt = kubelet.runtime
+        self.sandbox = sandbox
+        self.pod: Obj = sandbox.pod
+        self.status: Obj = {"phase": "Pending", "conditions": [], "hostIP": "127.0.0.1"}
+        self.terminating: float | None = None
+        self.grace: float | None = None
+        self.gone = asyncio.Event()
+        self._kick = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        # Per container name: probe trackers for the current run, waiting reasons, back-off.
+        self._trackers: dict[str, dict[probes.Kind, probes.Tracker]] = {}
+        self._tracked_run: dict[str, str] = {}
+        self._waiting: dict[str, tuple[str, str]] = {}
+        # Per container: failed start attempts (pull, config, create) and when to try again.
+        self._start_failures: dict[str, tuple[int, float]] = {}
+        self.failed_starts = 0
+        self._killed: set[str] = set()
+        self._stopping: set[str] = set()
+        self._logged_backoff: dict[str, float] = {}
+
+    # -- identity -----------------------------------------------------------------
+
+    @property
+    def uid(self) -> str:
+        return self.sandbox.uid
+
+    @property
+    def namespace(self) -> str:
+        return str(self.pod["metadata"]["namespace"])
+
+    @property
+    def name(self) -> str:
+        return str(self.pod["metadata"]["name"])
+
+    def view(self) -> Obj:
+        """The pod as the API shows it: object plus live status."""
+        obj = {"apiVersion": "v1", "kind": "Pod", **{k: v for k, v in self.pod.items() if k not in ("apiVersion", "kind")}}
+        obj["metadata"] = dict(obj["metadata"])
+        if self.terminating is not None:
+            obj["metadata"]["deletionTimestamp"] = rfc3339(self.terminating)
+        obj["status"] = self.status
+        return obj
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name=f"pod {self.namespace}/{self.name}")
+
+    def kick(self) -> None:
+        self._kick.set()
+
+    def terminate(self, grace: float | None) -> None:
+        if self.terminating is None:
+            self.terminating = time.time()
+            self.grace = grace
+            self.kick()
+
+    async def stop(self) -> None:
+        """Stop watching (server shutdown): containers keep running."""
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _loop(self) -> None:
+        delay = 0.0
+        while True:
+            try:
+                await asyncio.wait_for(self._kick.wait(), timeout=delay)
+            except TimeoutError:
+                pass
+            self._kick.clear()
+            try:
+                if self.terminating is not None:
+                    await self._teardown()
+                    return
+                delay = await self.sync()
+            except asyncio.CancelledError:
+                raise
+            except DockerUnavailable:
+                delay = 2.0
+            except Exception:  # a bug or an unexpected Engine answer must not kill the worker
+                log.exception("pod %s/%s: sync failed", self.namespace, self.name)
+                delay = 2.0
+
+    def _event(self, type_: str, reason: str, message: str) -> None:
+        self.kubelet.event(self.namespace, "Pod", self.name, type_, reason, message)
+
+    # -- sync ---------------------------------------------------------------------
+
+    async def sync(self) -> float:
+        """One pass over the pod; returns seconds until the next pass."""
+        now = time.time()
+        if not self.sandbox.running:
+            fresh = await self.rt.sandbox(self.sandbox.id)
+            if fresh is None:
+                # The sandbox vanished under us (docker rm): make a new one for the same pod.
+                self.sandbox = await self.rt.create_sandbox(self.pod)
+            elif not fresh.running:
+                self.sandbox = await self.rt.start_sandbox(fresh)
+            else:
+                self.sandbox = fresh
+        else:
+            fresh = await self.rt.sandbox(self.sandbox.id)
+            if fresh is None or not fresh.running:
+                self.sandbox = fresh or self.sandbox
+                if fresh is None:
+                    self.sandbox = Sandbox(self.sandbox.id, self.pod, False, "", self.sandbox.created)
+                return 0.0
+            self.sandbox = fresh
+
+        spec = self.pod["spec"]
+        policy = spec.get("restartPolicy", "Always")
+        runs = await self.rt.runs(self.uid)
+        latest: dict[str, ContainerRun] = {}
+        previous: dict[str, ContainerRun] = {}
+        for run in runs:
+            if run.name in latest:
+                previous[run.name] = latest[run.name]
+            latest[run.name] = run
+
+        next_wake = now + 1.0
+        init_statuses: list[Obj] = []
+        init_done = True
+        for container in spec.get("initContainers") or []:
+            name = container["name"]
+            run = latest.get(name)
+            if run is not None and not run.info.state.running and run.info.state.exit_code == 0 \
+                    and run.info.state.finished_at is not None:
+                init_statuses.append(self._container_status(container, run, previous.get(name), True))
+                continue
+            init_done = False
+            if run is None or not run.info.state.running:
+                if run is not None and policy == "Never":
+                    init_statuses.append(self._container_status(container, run, previous.get(name), False))
+                    break
+                await self._ensure_run(container, "init", run, now)
+                run = (await self._latest(name)) or run
+            init_statuses.append(
+                self._container_status(container, run, previous.get(name), False) if run
+                else self._waiting_status(container)
+            )
+            break
+
+        statuses: list[Obj] = []
+        for container in spec["containers"]:
+            name = container["name"]
+            run = latest.get(name)
+            if not init_done:
+                statuses.append(self._waiting_status(container, ("PodInitializing", "")))
+                continue
+            if run is None:
+                run = await self._ensure_run(container, "app", None, now)
+            elif not run.info.state.running and name not in self._stopping:
+                exit_code = run.info.state.exit_code
+                if policy == "Always" or (policy == "OnFailure" and exit_code != 0):
+                    run = await self._ensure_run(container, "app", run, now) or run
+            if run is not None and run.info.state.running:
+                wake = await self._probe(container, run, now)
+                next_wake = min(next_wake, wake)
+            statuses.append(
+                self._container_status(container, run, previous.get(name), self._ready(name, run))
+                if run is not None else self._waiting_status(container)
+            )
+
+        self._publish(policy, init_done, init_statuses, statuses)
+        return max(0.05, next_wake - time.time())
+
+    async def _latest(self, name: str) -> ContainerRun | None:
+        runs = [r for r in await self.rt.runs(self.uid) if r.name == name]
+        return runs[-1] if runs else None
+
+    def _ready(self, name: str, run: ContainerRun) -> bool:
+        if not run.info.state.running or self._tracked_run.get(name) != run.id:
+            return False
+        trackers = self._trackers.get(name, {})
+        startup = trackers.get(probes.Kind.STARTUP)
+        if startup is not None and startup.result is not probes.Result.SUCCESS:
+            return False
+        readiness = trackers.get(probes.Kind.READINESS)
+        return readiness is None or readiness.result is probes.Result.SUCCESS
+
+    # -- starting containers ----------------------------------------------------------
+
+    async def _ensure_run(self, container: Obj, kind: str, last: ContainerRun | None, now: float) -> ContainerRun | None:
+        """Start a new run of ``container`` unless it is backing off or cannot start yet."""
+        name = container["name"]
+        restarts = 0
+        if last is not None:
+            restarts = last.restarts + 1
+            finished = last.info.state.finished_at
+            started = last.info.state.started_at
+            ran_for = (finished - started).total_seconds() if finished and started else None
+            delay = probes.restart_delay(last.restarts, ran_for)
+            finished_ts = finished.timestamp() if finished else now
+            if now < finished_ts + delay:
+                self._waiting[name] = (
+                    "CrashLoopBackOff",
+                    f"back-off {delay:g}s restarting failed container={name} pod={self.name}",
+                )
+                if delay and not self._waiting_since_logged(name, finished_ts):
+                    self._event("Warning", "BackOff", f"Back-off restarting failed container {name} in pod {self.name}")
+                return None
+        failures, retry_at = self._start_failures.get(name, (0, 0.0))
+        if now < retry_at:
+            reason, message = self._waiting.get(name, ("ContainerCreating", ""))
+            if reason == "ErrImagePull":
+                self._waiting[name] = ("ImagePullBackOff", f'Back-off pulling image "{container["image"]}"')
+            return None
+        try:
+            image_user = await self._image(container)
+            await self.kubelet.ensure_volumes(self)
+            env, mounts, user, container = self._configure(container, image_user)
+            run = await self.rt.create_run(self.pod, self.sandbox, container, kind, restarts, env, mounts, user)
+        except ImagePullError as exc:
+            self._start_failed(name, failures, now, "ErrImagePull", str(exc),
+                               f'Failed to pull image "{container["image"]}": {exc}')
+            return None
+        except (ConfigError, LookupError, ValueError) as exc:
+            message = str(exc).strip("'\"")
+            self._start_failed(name, failures, now, "CreateContainerConfigError", message, f"Error: {message}")
+            return None
+        except DockerError as exc:
+            self._start_failed(name, failures, now, "CreateContainerError", str(exc), f"Error: {exc}")
+            return None
+        self._start_failures.pop(name, None)
+        self._waiting.pop(name, None)
+        self._killed.discard(name)
+        self._event("Normal", "Started", f"Started container {name}")
+        self.kubelet.changed()
+        return run
+
+    def _start_failed(self, name: str, failures: int, now: float, reason: str, message: str, event: str) -> None:
+        """Record a start that failed before the container ran; retry with the kubelet's back-off."""
+        failures += 1
+        self.failed_starts += 1
+        self._start_failures[name] = (failures, now + probes.restart_delay(failures))
+        self._waiting[name] = (reason, message)
+        self._event("Warning", "Failed", event)
+        self.kubelet.changed()
+
+    def _waiting_since_logged(self, name: str, finished: float) -> bool:
+        if self._logged_backoff.get(name) == finished:
+            return True
+        self._logged_backoff[name] = finished
+        return False
+
+    async def _image(self, container: Obj) -> str:
+        """Make the image present as imagePullPolicy says; returns the image's USER."""
+        image = container["image"]
+        policy = container.get("imagePullPolicy", "IfNotPresent")
+        user = await self.rt.image_user(image)
+        if policy == "Never":
+            if user is None:
+                raise ImagePullError(None, f'Container image "{image}" is not present with pull policy of Never')
+            return user
+        if policy == "Always" or user is None:
+            self._event("Normal", "Pulling", f'Pulling image "{image}"')
+            try:
+                await self.rt.pull(image)
+            except ImagePullError:
+                if policy == "Always" and user is not None:
+                    # Kubernetes fails here too; keep it strict so a broken registry is seen.
+                    raise
+                raise
+            except NotFound as exc:
+                raise ImagePullError(404, f"{image}: not found") from exc
+            self._event("Normal", "Pulled", f'Successfully pulled image "{image}"')
+            user = await self.rt.image_user(image)
+        return user or ""
+
+    def _configure(self, container: Obj, image_user: str) -> tuple[list[str], list[Mount], str | None, Obj]:
+        """Resolve env, mounts, user and $(VAR) in command/args; raises ConfigError when it cannot."""
+        spec = self.pod["spec"]
+        meta = self.pod["metadata"]
+        ns = meta["namespace"]
+        uid, gid, non_root = podrules.effective_ids(spec.get("securityContext"), container.get("securityContext"))
+        if non_root:
+            problem = podrules.non_root_violation(uid, image_user)
+            if problem:
+                raise ConfigError(f"{problem} (pod: \"{self.name}_{ns}({meta['uid']})\", container: {container['name']})")
+        user = None
+        if uid is not None:
+            user = f"{uid}:{gid}" if gid is not None else str(uid)
+        elif gid is not None:
+            base = image_user.split(":", 1)[0] or "0"
+            user = f"{base}:{gid}"
+
+        store = self.kubelet.store
+        env: dict[str, str] = {}
+        for source in container.get("envFrom") or []:
+            prefix = source.get("prefix", "")
+            if "configMapRef" in source:
+                ref = source["configMapRef"]
+                cm = store.get(ObjectKey("ConfigMap", ns, ref["name"]))
+                if cm is None:
+                    if ref.get("optional"):
+                        continue
+                    raise ConfigError(f'configmap "{ref["name"]}" not found')
+                env.update({prefix + k: str(v) for k, v in (cm.get("data") or {}).items()})
+            elif "secretRef" in source:
+                ref = source["secretRef"]
+                secret = store.get(ObjectKey("Secret", ns, ref["name"]))
+                if secret is None:
+                    if ref.get("optional"):
+                        continue
+                    raise ConfigError(f'secret "{ref["name"]}" not found')
+                env.update({prefix + k: base64.b64decode(v).decode(errors="replace")
+                            for k, v in (secret.get("data") or {}).items()})
+        for var in container.get("env") or []:
+            name = var["name"]
+            if "valueFrom" not in var:
+                env[name] = podrules.expand(str(var.get("value", "")), env)
+                continue
+            value_from = var["valueFrom"]
+            value = self._value_from(ns, name, value_from)
+            if value is not None:
+                env[name] = value
+        env.setdefault("HOSTNAME", self.name)
+        env_list = [f"{k}={v}" for k, v in env.items()]
+
+        mounts: list[Mount] = []
+        volumes = self.kubelet.volumes_for(self)
+        for vm in container.get("volumeMounts") or []:
+            kind, source = volumes[vm["name"]]
+            read_only = bool(vm.get("readOnly"))
+            if kind == "volume":
+                mounts.append(Mount.volume(source, vm["mountPath"], read_only=read_only))
+            else:
+                path = source + ("/" + vm["subPath"] if vm.get("subPath") else "")
+                mounts.append(Mount.bind(path, vm["mountPath"], read_only=read_only))
+        # Command and args expand $(VAR) from the container's environment.
+        expanded = dict(container)
+        for field in ("command", "args"):
+            if container.get(field):
+                expanded[field] = [podrules.expand(str(a), env) for a in container[field]]
+        return env_list, mounts, user, expanded
+
+    def _value_from(self, ns: str, name: str, value_from: Obj) -> str | None:
+        store = self.kubelet.store
+        if "secretKeyRef" in value_from:
+            ref = value_from["secretKeyRef"]
+            secret = store.get(ObjectKey("Secret", ns, ref["name"]))
+            if secret is None or ref["key"] not in (secret.get("data") or {}):
+                if ref.get("optional"):
+                    return None
+                if secret is None:
+                    raise ConfigError(f'secret "{ref["name"]}" not found')
+                raise ConfigError(f"couldn't find key {ref['key']} in Secret {ns}/{ref['name']}")
+            return base64.b64decode(secret["data"][ref["key"]]).decode(errors="replace")
+        if "configMapKeyRef" in value_from:
+            ref = value_from["configMapKeyRef"]
+            cm = store.get(ObjectKey("ConfigMap", ns, ref["name"]))
+            if cm is None or ref["key"] not in (cm.get("data") or {}):
+                if ref.get("optional"):
+                    return None
+                if cm is None:
+                    raise ConfigError(f'configmap "{ref["name"]}" not found')
+                raise ConfigError(f"couldn't find key {ref['key']} in ConfigMap {ns}/{ref['name']}")
+            return str(cm["data"][ref["key"]])
+        if "fieldRef" in value_from:
+            path = value_from["fieldRef"]["fieldPath"]
+            meta = self.pod["metadata"]
+            simple = {
+                "metadata.name": meta["name"], "metadata.namespace": meta["namespace"],
+                "metadata.uid": meta["uid"], "status.podIP": self.sandbox.ip,
+                "status.podIPs": self.sandbox.ip, "status.hostIP": "127.0.0.1",
+                "spec.nodeName": "local", "spec.serviceAccountName": self.pod["spec"].get("serviceAccountName", "default"),
+            }
+            if path in simple:
+                return str(simple[path])
+            for prefix, source in (("metadata.labels", meta.get("labels") or {}),
+                                   ("metadata.annotations", meta.get("annotations") or {})):
+                if path.startswith(prefix + "['") and path.endswith("']"):
+                    return str(source.get(path[len(prefix) + 2:-2], ""))
+            raise ConfigError(f"unsupported fieldRef {path!r} for env {name}")
+        if "resourceFieldRef" in value_from:
+            raise ConfigError(f"resourceFieldRef for env {name} is not supported on the local target")
+        raise ConfigError(f"env {name}: empty valueFrom")
+
+    # -- probes -----------------------------------------------------------------------
+
+    async def _probe(self, container: Obj, run: ContainerRun, now: float) -> float:
+        """Run the probes that are due; returns when the next one is due."""
+        name = container["name"]
+        started = run.info.state.started_at.timestamp() if run.info.state.started_at else now
+        if self._tracked_run.get(name) != run.id:
+            self._tracked_run[name] = run.id
+            self._trackers[name] = {
+                kind: probes.Tracker.start(kind, _timing(container[field]), started)
+                for kind, field in ((probes.Kind.STARTUP, "startupProbe"),
+                                    (probes.Kind.READINESS, "readinessProbe"),
+                                    (probes.Kind.LIVENESS, "livenessProbe"))
+                if container.get(field)
+            }
+        trackers = self._trackers[name]
+        if name in self._killed:
+            return now + 1.0
+        startup = trackers.get(probes.Kind.STARTUP)
+        if startup is not None and startup.result is not probes.Result.SUCCESS:
+            order = [probes.Kind.STARTUP]
+        else:
+            order = [k for k in (probes.Kind.READINESS, probes.Kind.LIVENESS) if k in trackers]
+        fields = {probes.Kind.STARTUP: "startupProbe", probes.Kind.READINESS: "readinessProbe",
+                  probes.Kind.LIVENESS: "livenessProbe"}
+        wake = now + 1.0
+        for kind in order:
+            tracker = trackers[kind]
+            if tracker.due(now):
+                ok, message = await self._run_handler(container, run, container[fields[kind]], tracker.timing.timeout)
+                before = tracker.result
+                tracker = tracker.observe(ok, time.time(), message)
+                trackers[kind] = tracker
+                if not ok:
+                    self._event("Warning", "Unhealthy", f"{kind.value.capitalize()} probe failed: {message}")
+                if tracker.result != before:
+                    self.kubelet.changed()
+                if tracker.result is probes.Result.FAILURE and kind is not probes.Kind.READINESS:
+                    await self._kill_for_probe(container, run, kind)
+                    return now + 0.2
+            wake = min(wake, tracker.next_due())
+        return wake
+
+    async def _kill_for_probe(self, container: Obj, run: ContainerRun, kind: probes.Kind) -> None:
+        name = container["name"]
+        self._killed.add(name)
+        self._event("Normal", "Killing", f"Container {name} failed {kind.value} probe, will be restarted")
+        probe = container[f"{kind.value}Probe"]
+        grace = probe.get("terminationGracePeriodSeconds", self.pod["spec"].get("terminationGracePeriodSeconds", 30))
+        self._stopping.add(name)
+        try:
+            await self.rt.stop(run.id, float(grace))
+        finally:
+            self._stopping.discard(name)
+        self.kick()
+
+    async def _run_handler(self, container: Obj, run: ContainerRun, handler: Obj, timeout: float) -> tuple[bool, str]:
+        """Run a probe or lifecycle handler: httpGet, tcpSocket, exec or sleep."""
+        if "httpGet" in handler:
+            h = handler["httpGet"]
+            port = self._port(container, h.get("port"))
+            host = h.get("host") or self.sandbox.ip
+            scheme = str(h.get("scheme", "HTTP")).lower()
+            path = h.get("path", "/")
+            if not path.startswith("/"):
+                path = "/" + path
+            headers = {x["name"]: x["value"] for x in h.get("httpHeaders") or []}
+            headers.setdefault("User-Agent", "kube-probe/1.30")
+            return await self.rt.http_get(f"{scheme}://{host}:{port}{path}", headers, timeout)
+        if "tcpSocket" in handler:
+            h = handler["tcpSocket"]
+            return await self.rt.tcp_connect(h.get("host") or self.sandbox.ip, self._port(container, h.get("port")), timeout)
+        if "exec" in handler:
+            return await self.rt.exec(run.id, list(handler["exec"].get("command") or []), timeout)
+        if "sleep" in handler:
+            await asyncio.sleep(float(handler["sleep"].get("seconds", 0)))
+            return True, ""
+        return False, "probe has no handler the local target supports"
+
+    def _port(self, container: Obj, port: Any) -> int:
+        if isinstance(port, int) or (isinstance(port, str) and port.isdigit()):
+            return int(port)
+        for p in container.get("ports") or []:
+            if p.get("name") == port:
+                return int(p["containerPort"])
+        raise ValueError(f"port {port!r} is not a named port of container {container['name']}")
+
+    # -- status -----------------------------------------------------------------------
+
+    def _waiting_status(self, container: Obj, reason: tuple[str, str] | None = None) -> Obj:
+        name = container["name"]
+        reason = reason or self._waiting.get(name) or ("ContainerCreating", "")
+        waiting: Obj = {"reason": reason[0]}
+        if reason[1]:
+            waiting["message"] = reason[1]
+        return {"name": name, "image": container["image"], "imageID": "", "ready": False,
+                "started": False, "restartCount": 0, "state": {"waiting": waiting}}
+
+    def _state(self, info: ContainerInfo) -> Obj:
+        st = info.state
+        if st.running:
+            return {"running": {"startedAt": _dt(st.started_at)}}
+        if st.finished_at is None:
+            return {"waiting": {"reason": "ContainerCreating"}}
+        reason = "OOMKilled" if st.oom_killed else ("Completed" if st.exit_code == 0 else "Error")
+        term: Obj = {"exitCode": st.exit_code, "reason": reason, "startedAt": _dt(st.started_at),
+                     "finishedAt": _dt(st.finished_at), "containerID": f"docker://{info.id}"}
+        if st.error:
+            term["message"] = st.error
+        return {"terminated": term}
+
+    def _container_status(self, container: Obj, run: ContainerRun, prev: ContainerRun | None, ready: bool) -> Obj:
+        name = container["name"]
+        state = self._state(run.info)
+        last: Obj = {}
+        if not run.info.state.running and name in self._waiting:
+            # Exited and waiting to restart: Kubernetes shows the exit as lastState.
+            last = state
+            reason, message = self._waiting[name]
+            state = {"waiting": {"reason": reason, **({"message": message} if message else {})}}
+        elif prev is not None:
+            last = self._state(prev.info)
+        started = run.info.state.running and not (
+            self._trackers.get(name, {}).get(probes.Kind.STARTUP)
+            and self._trackers[name][probes.Kind.STARTUP].result is not probes.Result.SUCCESS
+        )
+        return {
+            "name": name, "image": container["image"], "imageID": run.info.image,
+            "containerID": f"docker://{run.id}", "ready": ready, "started": started,
+            "restartCount": run.restarts, "state": state, "lastState": last,
+        }
+
+    def _publish(self, policy: str, init_done: bool, init_statuses: list[Obj], statuses: list[Obj]) -> None:
+        old = self.status
+        conditions = podrules.conditions(init_done, statuses, old.get("conditions", []), rfc3339())
+        status: Obj = {
+            "phase": podrules.phase(policy, init_done, statuses),
+            "conditions": conditions,
+            "hostIP": "127.0.0.1",
+            "podIP": self.sandbox.ip,
+            "podIPs": [{"ip": self.sandbox.ip}] if self.sandbox.ip else [],
+            "startTime": old.get("startTime") or rfc3339(self.sandbox.created),
+            "containerStatuses": statuses,
+        }
+        if init_statuses:
+            status["initContainerStatuses"] = init_statuses
+        if status != old:
+            self.status = status
+            self.kubelet.changed()
+
+    # -- termination ------------------------------------------------------------------
+
+    async def _teardown(self) -> None:
+        """Graceful termination: not ready, preStop, SIGTERM, SIGKILL after the grace period."""
+        spec = self.pod["spec"]
+        grace = float(self.grace if self.grace is not None else spec.get("terminationGracePeriodSeconds", 30))
+        deadline = time.time() + grace
+        ready_false = [dict(c, status="False") if c["type"] in ("Ready", "ContainersReady") else c
+                       for c in self.status.get("conditions", [])]
+        self.status = {**self.status, "conditions": ready_false,
+                       "containerStatuses": [dict(s, ready=False) for s in self.status.get("containerStatuses", [])]}
+        self.kubelet.changed()
+        runs = [r for r in await self.rt.runs(self.uid) if r.info.state.running]
+        by_name = {c["name"]: c for c in spec["containers"]}
+
+        async def stop_one(run: ContainerRun) -> None:
+            container = by_name.get(run.name)
+            pre_stop = ((container or {}).get("lifecycle") or {}).get("preStop")
+            if pre_stop and container is not None and grace > 0:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self._run_handler(container, run, pre_stop, grace), grace)
+            await self.rt.stop(run.id, max(0.0, deadline - time.time()))
+
+        self._event("Normal", "Killing", f"Stopping pod (grace period {grace:g}s)")
+        await asyncio.gather(*(stop_one(r) for r in runs))
+        await self.rt.remove_pod(self.uid, self.sandbox.id)
+        self.gone.set()
+        self.kubelet.forget(self)
+
+
+class Kubelet:
+    """Owns the pod workers of the local target."""
+
+    def __init__(self, runtime: LocalRuntime, store: Store, on_change: Callable[[], None]) -> None:
+        self.runtime = runtime
+        self.store = store
+        self._on_change = on_change
+        self.workers: dict[str, PodWorker] = {}
+        self._volumes: dict[str, dict[str, tuple[str, str]]] = {}
+        self._events_task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Adopt every pod Docker still has and clean up containers of vanished pods."""
+        await self.runtime.prepare()
+        sandboxes = await self.runtime.sandboxes()
+        for sandbox in sandboxes:
+            if sandbox.uid not in self.workers:
+                worker = PodWorker(self, sandbox)
+                self.workers[sandbox.uid] = worker
+                worker.start()
+        for container_id in await self.runtime.orphan_runs({s.uid for s in sandboxes}):
+            await self.runtime.remove(container_id)
+        self._events_task = asyncio.create_task(self._watch_docker())
+
+    async def stop(self) -> None:
+        if self._events_task:
+            self._events_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._events_task
+        await asyncio.gather(*(w.stop() for w in list(self.workers.values())))
+
+    async def _watch_docker(self) -> None:
+        """Wake a pod's worker as soon as one of its containers dies."""
+        while True:
+            try:
+                async for event in self.runtime.docker.events(
+                    {"type": ["container"], "event": ["die", "oom", "start"], "label": ["funade.managed=true"]}
+                ):
+                    worker = self.workers.get(event.actor_attributes.get("funade.pod.uid", ""))
+                    if worker is not None:
+                        worker.kick()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                await asyncio.sleep(1.0)
+
+    def changed(self) -> None:
+        self._on_change()
+
+    def forget(self, worker: PodWorker) -> None:
+        self.workers.pop(worker.uid, None)
+        self._volumes.pop(worker.uid, None)
+        self.changed()
+
+    def event(self, namespace: str, kind: str, name: str, type_: str, reason: str, message: str) -> None:
+        self.store.add_event(Event(time.time(), namespace, kind, name, type_, reason, message))
+
+    def volumes_for(self, worker: PodWorker) -> dict[str, tuple[str, str]]:
+        volumes = self._volumes.get(worker.uid)
+        if volumes is None:
+            raise ConfigError("volumes are not prepared")
+        return volumes
+
+    async def create_pod(self, pod: Obj) -> PodWorker:
+        """Create a pod's sandbox and start its worker."""
+        sandbox = await self.runtime.create_sandbox(pod)
+        worker = PodWorker(self, sandbox)
+        self.workers[sandbox.uid] = worker
+        self.event(pod["metadata"]["namespace"], "Pod", pod["metadata"]["name"], "Normal", "Scheduled",
+                   f"Successfully assigned {pod['metadata']['namespace']}/{pod['metadata']['name']} to local")
+        worker.start()
+        self.changed()
+        return worker
+
+    async def ensure_volumes(self, worker: PodWorker) -> None:
+        if worker.uid in self._volumes:
+            return
+        ns = worker.namespace
+        configmaps = {o["metadata"]["name"]: o for o in self.store.list("ConfigMap", ns)}
+        secrets = {o["metadata"]["name"]: o for o in self.store.list("Secret", ns)}
+        self._volumes[worker.uid] = await self.runtime.prepare_volumes(worker.pod, configmaps, secrets)
+
+    def delete_pod(self, uid: str, grace: float | None = None) -> bool:
+        worker = self.workers.get(uid)
+        if worker is None:
+            return False
+        worker.terminate(grace)
+        return True
+
+    def pods(self) -> list[PodWorker]:
+        return list(self.workers.values())

@@ -1,0 +1,105 @@
+"""The controller manager: wires the local target's controllers and runs their loop.
+
+One loop, woken by any change (an apply, a pod status change, a container dying) and
+at least every second, runs every controller's reconcile pass. When Docker is not
+reachable it keeps retrying and says so in ``status()``, instead of dying.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from funade.adapters.docker import DockerClient, DockerError, DockerUnavailable
+from funade.adapters.local.runtime import LocalRuntime
+from funade.controller.kubelet import Kubelet, PodWorker
+from funade.controller.workloads import WorkloadController
+from funade.engine.ports import Store
+
+__all__ = ["Manager"]
+
+log = logging.getLogger(__name__)
+Obj = dict[str, Any]
+
+RESYNC_SECONDS = 1.0
+
+
+class Manager:
+    """Runs the local target's controllers in the server's event loop."""
+
+    def __init__(self, store: Store, docker: DockerClient, home: Path) -> None:
+        self.store = store
+        self.docker = docker
+        self.runtime = LocalRuntime(docker, home)
+        self.kubelet = Kubelet(self.runtime, store, self.poke)
+        self.workloads = WorkloadController(store, self.kubelet)
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.docker_error: str | None = "not connected yet"
+        self.started_at = time.time()
+        self.passes = 0
+
+    def poke(self) -> None:
+        """Ask for a reconcile pass as soon as possible."""
+        self._wake.set()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="controller-manager")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.kubelet.stop()
+        await self.runtime.close()
+
+    async def _connect(self) -> bool:
+        try:
+            await self.kubelet.start()
+        except DockerUnavailable as exc:
+            self.docker_error = str(exc)
+            return False
+        except DockerError as exc:
+            self.docker_error = f"Docker Engine error: {exc}"
+            return False
+        self.docker_error = None
+        return True
+
+    async def _loop(self) -> None:
+        connected = False
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=RESYNC_SECONDS if connected else 2.0)
+            self._wake.clear()
+            if not connected:
+                connected = await self._connect()
+                if not connected:
+                    continue
+            try:
+                await self.workloads.reconcile()
+                self.passes += 1
+                self.docker_error = None
+            except DockerUnavailable as exc:
+                self.docker_error = str(exc)
+            except Exception:
+                log.exception("reconcile pass failed")
+
+    # -- reads for the API ------------------------------------------------------------
+
+    def pod_workers(self, namespace: str | None = None) -> list[PodWorker]:
+        return [w for w in self.kubelet.pods() if namespace is None or w.namespace == namespace]
+
+    def pod_views(self, namespace: str | None = None) -> list[Obj]:
+        views = [w.view() for w in self.pod_workers(namespace)]
+        return sorted(views, key=lambda p: (p["metadata"]["namespace"], p["metadata"]["name"]))
+
+    def find_pod(self, namespace: str, name: str) -> PodWorker | None:
+        for worker in self.kubelet.pods():
+            if worker.namespace == namespace and worker.name == name:
+                return worker
+        return None

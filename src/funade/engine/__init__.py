@@ -1,0 +1,1 @@
+"""funade.engine."""

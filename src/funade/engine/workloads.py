@@ -1,0 +1,299 @@
+"""Workload use cases: apply, delete, scale and the `rollout` verbs.
+
+Everything is validated before anything is written, and a whole apply is one store
+transaction: bad input changes nothing. The controllers turn the stored objects into
+running pods; this module only ever changes desired state.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from funade.core import manifests, objects, revisions, selectors
+from funade.engine.ports import Event, ObjectKey, Store
+
+__all__ = [
+    "CLUSTER_SCOPED",
+    "ApplyResult",
+    "WorkloadError",
+    "Workloads",
+    "normalize_kind",
+    "parse_documents",
+]
+
+Obj = dict[str, Any]
+
+CLUSTER_SCOPED = frozenset({
+    "Namespace", "Node", "PersistentVolume", "StorageClass", "ClusterRole", "ClusterRoleBinding",
+    "CustomResourceDefinition", "PriorityClass", "ClusterAnalysisTemplate", "IngressClass",
+    "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration", "RuntimeClass",
+})
+
+_ALIASES = {
+    "po": "Pod", "pod": "Pod", "pods": "Pod",
+    "deploy": "Deployment", "deployment": "Deployment", "deployments": "Deployment",
+    "rs": "ReplicaSet", "replicaset": "ReplicaSet", "replicasets": "ReplicaSet",
+    "ns": "Namespace", "namespace": "Namespace", "namespaces": "Namespace",
+    "cm": "ConfigMap", "configmap": "ConfigMap", "configmaps": "ConfigMap",
+    "secret": "Secret", "secrets": "Secret",
+    "svc": "Service", "service": "Service", "services": "Service",
+    "hpa": "HorizontalPodAutoscaler", "horizontalpodautoscaler": "HorizontalPodAutoscaler",
+    "pdb": "PodDisruptionBudget", "poddisruptionbudget": "PodDisruptionBudget",
+    "netpol": "NetworkPolicy", "networkpolicy": "NetworkPolicy", "networkpolicies": "NetworkPolicy",
+    "sa": "ServiceAccount", "serviceaccount": "ServiceAccount",
+    "ing": "Ingress", "ingress": "Ingress",
+    "rollout": "Rollout", "rollouts": "Rollout", "ro": "Rollout",
+}
+
+
+def normalize_kind(kind: str, known: Sequence[str] = ()) -> str:
+    """Map what users type (``deploy``, ``pods``, ``Deployment``) to a kind."""
+    lowered = kind.lower()
+    if lowered in _ALIASES:
+        return _ALIASES[lowered]
+    for candidate in known:
+        if candidate.lower() in (lowered, lowered.rstrip("s"), lowered.removesuffix("es")):
+            return candidate
+    return kind[:1].upper() + kind[1:]
+
+
+class WorkloadError(Exception):
+    """A request the target refuses, with a message naming the object."""
+
+    def __init__(self, message: str, status: int = 422) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    """What apply did to one object."""
+
+    key: ObjectKey
+    action: str  # created | configured | unchanged (plus " (dry run)")
+    runnable: bool
+
+
+def parse_documents(text: str, source: str) -> list[Obj]:
+    """Load, validate and default every object of a manifest text.
+
+    Raises:
+        manifests.ManifestError: naming the file, line and field of the first problem.
+    """
+    result: list[Obj] = []
+    for doc in manifests.load_documents(text, source):
+        result.append(objects.to_dict(objects.parse_document(doc)))
+    return result
+
+
+def _default_namespace(obj: Obj, namespace: str) -> Obj:
+    meta = obj.setdefault("metadata", {})
+    if obj["kind"] in CLUSTER_SCOPED:
+        meta.pop("namespace", None)
+    else:
+        meta["namespace"] = meta.get("namespace") or namespace
+    return obj
+
+
+class Workloads:
+    """Desired-state changes of workload objects."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def _event(self, key: ObjectKey, type_: str, reason: str, message: str) -> None:
+        self.store.add_event(Event(time.time(), key.namespace, key.kind, key.name, type_, reason, message))
+
+    def _get(self, key: ObjectKey) -> Obj:
+        obj = self.store.get(key)
+        if obj is None:
+            raise WorkloadError(f'{key.kind.lower()}s "{key.name}" not found'
+                                + (f" in namespace {key.namespace}" if key.namespace else ""), 404)
+        return obj
+
+    def ensure_default_namespace(self) -> None:
+        if self.store.get(ObjectKey("Namespace", "", "default")) is None:
+            self.store.put_many([{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}}])
+
+    # -- apply ----------------------------------------------------------------------
+
+    def apply(self, objs: Sequence[Obj], namespace: str = "default", dry_run: bool = False) -> list[ApplyResult]:
+        """Validate every object against the stored state, then write them all at once."""
+        prepared: list[Obj] = []
+        seen: set[ObjectKey] = set()
+        batch_namespaces = {o["metadata"]["name"] for o in objs if o.get("kind") == "Namespace"}
+        for raw in objs:
+            # Re-validate: the API takes JSON from any client, not only our CLI.
+            try:
+                obj = _default_namespace(objects.to_dict(objects.parse(json.loads(json.dumps(raw)))), namespace)
+            except manifests.ManifestError as exc:
+                raise WorkloadError(str(exc)) from exc
+            except ValueError as exc:
+                name = raw.get("metadata", {}).get("name", "?")
+                raise WorkloadError(f"{raw.get('kind', '?')} {name}: {exc}") from exc
+            key = ObjectKey.of(obj)
+            if key in seen:
+                raise WorkloadError(f"{key} appears twice in the input")
+            seen.add(key)
+            if key.namespace and key.namespace not in batch_namespaces and \
+                    self.store.get(ObjectKey("Namespace", "", key.namespace)) is None:
+                raise WorkloadError(f'{key}: namespaces "{key.namespace}" not found '
+                                    f"(create it first, or add a Namespace object to the input)", 404)
+            self._check_update(obj, self.store.get(key))
+            prepared.append(obj)
+        if dry_run:
+            return [ApplyResult(ObjectKey.of(o), self._dry_action(o) + " (dry run)",
+                                o["kind"] in objects.RUNNABLE_KINDS) for o in prepared]
+        stored = self.store.put_many(prepared)
+        results = []
+        for obj, action in stored:
+            key = ObjectKey.of(obj)
+            if action == "configured" and key.kind == "Deployment":
+                self._event(key, "Normal", "Applied", f"generation {obj['metadata'].get('generation')}")
+            results.append(ApplyResult(key, action, key.kind in objects.RUNNABLE_KINDS))
+        return results
+
+    def _dry_action(self, obj: Obj) -> str:
+        old = self.store.get(ObjectKey.of(obj))
+        if old is None:
+            return "created"
+        same = {k: v for k, v in old.items() if k not in ("metadata", "status")} == \
+            {k: v for k, v in obj.items() if k not in ("metadata", "status")}
+        return "unchanged" if same and old["metadata"].get("labels") == obj["metadata"].get("labels") else "configured"
+
+    @staticmethod
+    def _check_update(new: Obj, old: Obj | None) -> None:
+        """Refuse updates Kubernetes' API server refuses."""
+        if old is None:
+            return
+        key = ObjectKey.of(new)
+        if key.kind == "Pod":
+            old_spec, new_spec = dict(old["spec"]), dict(new["spec"])
+            # Only container images may change on a running pod.
+            for spec in (old_spec, new_spec):
+                spec["containers"] = [{k: v for k, v in c.items() if k != "image"} for c in spec["containers"]]
+            if old_spec != new_spec:
+                raise WorkloadError(f'Pod "{key.name}" is invalid: spec: Forbidden: pod updates may not change '
+                                    "fields other than spec.containers[*].image (delete and re-create it)")
+        if key.kind in ("Deployment", "ReplicaSet") and old["spec"].get("selector") != new["spec"].get("selector"):
+            raise WorkloadError(f'{key.kind} "{key.name}" is invalid: spec.selector: field is immutable')
+        if key.kind in ("ConfigMap", "Secret") and old.get("immutable") and \
+                ({k: old.get(k) for k in ("data", "binaryData")} != {k: new.get(k) for k in ("data", "binaryData")}):
+            raise WorkloadError(f'{key.kind} "{key.name}" is invalid: data: Forbidden: field is immutable '
+                                "when `immutable` is set")
+
+    # -- reads ----------------------------------------------------------------------
+
+    def list(self, kind: str, namespace: str | None, selector: str | None) -> list[Obj]:
+        items = self.store.list(kind, None if kind in CLUSTER_SCOPED else namespace)
+        if selector:
+            match = selectors.parse_selector(selector)
+            items = [o for o in items if match.matches(o.get("metadata", {}).get("labels") or {})]
+        return items
+
+    # -- changes --------------------------------------------------------------------
+
+    def delete(self, key: ObjectKey) -> list[ObjectKey]:
+        """Delete an object; a Namespace takes everything in it along."""
+        self._get(key)
+        deleted = [key]
+        if key.kind == "Namespace":
+            if key.name == "default":
+                raise WorkloadError('namespace "default" cannot be deleted', 403)
+            for kind in self._kinds():
+                for obj in self.store.list(kind, key.name):
+                    inner = ObjectKey.of(obj)
+                    self.store.delete(inner)
+                    deleted.append(inner)
+        self.store.delete(key)
+        return deleted
+
+    def _kinds(self) -> list[str]:
+        kinds = getattr(self.store, "kinds", None)
+        return list(kinds()) if callable(kinds) else sorted(objects.RUNNABLE_KINDS)
+
+    def _update_spec(self, key: ObjectKey, change: Any) -> Obj:
+        obj = json.loads(json.dumps(self._get(key)))
+        change(obj)
+        stored, _ = self.store.put_many([obj])[0]
+        return stored
+
+    def scale(self, key: ObjectKey, replicas: int) -> Obj:
+        if replicas < 0:
+            raise WorkloadError("--replicas must be 0 or more")
+        if key.kind not in ("Deployment", "ReplicaSet"):
+            raise WorkloadError(f"{key.kind} cannot be scaled on the local target")
+        return self._update_spec(key, lambda o: o["spec"].__setitem__("replicas", replicas))
+
+    def _deployment(self, key: ObjectKey) -> Obj:
+        if key.kind != "Deployment":
+            raise WorkloadError(f"rollout works on deployments, not {key.kind}")
+        return self._get(key)
+
+    def restart(self, key: ObjectKey) -> Obj:
+        """`kubectl rollout restart`: a new template annotation starts a new revision."""
+        self._deployment(key)
+
+        def change(obj: Obj) -> None:
+            meta = obj["spec"]["template"].setdefault("metadata", {})
+            meta.setdefault("annotations", {})["kubectl.kubernetes.io/restartedAt"] = revisions.rfc3339(time.time())
+
+        return self._update_spec(key, change)
+
+    def set_paused(self, key: ObjectKey, paused: bool) -> Obj:
+        obj = self._deployment(key)
+        if bool(obj["spec"].get("paused")) == paused:
+            raise WorkloadError(f'deployment "{key.name}" is {"already" if paused else "not"} paused')
+        return self._update_spec(key, lambda o: o["spec"].__setitem__("paused", paused))
+
+    def history(self, key: ObjectKey) -> list[Obj]:
+        """The revisions of a Deployment, oldest first."""
+        deployment = self._deployment(key)
+        uid = deployment["metadata"]["uid"]
+        result = []
+        for rs in self.store.list("ReplicaSet", key.namespace):
+            if not any(ref.get("uid") == uid for ref in rs["metadata"].get("ownerReferences") or []):
+                continue
+            annotations = rs["metadata"].get("annotations") or {}
+            template = rs["spec"]["template"]
+            result.append({
+                "revision": int(annotations.get(revisions.REVISION_ANNOTATION, "0")),
+                "replicaSet": rs["metadata"]["name"],
+                "changeCause": (template.get("metadata", {}).get("annotations") or {}).get("kubernetes.io/change-cause", ""),
+                "images": [c["image"] for c in template["spec"]["containers"]],
+                "healthy": annotations.get("funade.io/healthy") == "true",
+                "replicas": rs["spec"].get("replicas", 0),
+                "template": template,
+            })
+        return sorted(result, key=lambda r: int(r["revision"]))
+
+    def undo(self, key: ObjectKey, to_revision: int | None) -> tuple[Obj, int]:
+        """`kubectl rollout undo`: re-apply an old revision's template (it gets a new number)."""
+        deployment = self._deployment(key)
+        if deployment["spec"].get("paused"):
+            raise WorkloadError(f'you cannot rollback a paused deployment; resume it first with '
+                                f'"funade rollout resume deployment/{key.name}" and try again', 409)
+        history = self.history(key)
+        if not history:
+            raise WorkloadError(f'no rollout history found for deployment "{key.name}"', 404)
+        current = revisions.template_hash(deployment["spec"]["template"])
+        if to_revision in (None, 0):
+            older = [h for h in history if revisions.template_hash(h["template"]) != current]
+            if not older:
+                raise WorkloadError(f'no previous revision of deployment "{key.name}" to roll back to', 409)
+            target = older[-1]
+        else:
+            found = [h for h in history if h["revision"] == to_revision]
+            if not found:
+                raise WorkloadError(f"unable to find specified revision {to_revision} in history", 404)
+            target = found[0]
+        template = revisions.without_hash(target["template"])
+        if revisions.template_hash(template) == current:
+            return deployment, int(target["revision"])
+        stored = self._update_spec(key, lambda o: o["spec"].__setitem__("template", template))
+        self._event(key, "Normal", "DeploymentRollback", f"Rolled back deployment {key.name} to revision {target['revision']}")
+        return stored, int(target["revision"])
