@@ -25,8 +25,8 @@ from funade.adapters.docker import DockerClient
 from funade.adapters.store.sqlite import SqliteStore
 from funade.controller.manager import Manager
 from funade.core import objects, selectors
+from funade.core.ports import ObjectKey
 from funade.engine import workloads
-from funade.engine.ports import ObjectKey
 
 __all__ = ["create_app"]
 
@@ -82,14 +82,14 @@ class Api:
             items = self.manager.pod_views(namespace)
             known = {p["metadata"]["uid"] for p in items}
             # Bare pods applied but not yet started are shown as Pending.
-            for pod in self.store.list("Pod", namespace):
+            for pod in self.store.list_objects("Pod", namespace):
                 if pod["metadata"]["uid"] not in known:
                     items.append(dict(pod, status={"phase": "Pending"}))
             if selector:
                 match = selectors.parse_selector(selector)
                 items = [p for p in items if match.matches(p["metadata"].get("labels") or {})]
             return items
-        return [self._decorate(o) for o in self.workloads.list(kind, namespace, selector)]
+        return [self._decorate(o) for o in self.workloads.select(kind, namespace, selector)]
 
     # -- routes ---------------------------------------------------------------------
 
@@ -97,17 +97,19 @@ class Api:
         return JSONResponse({"ok": True})
 
     async def status(self, request: Request) -> Response:
-        counts = {kind: len(self.store.list(kind)) for kind in self.store.kinds()}
+        counts = {kind: len(self.store.list_objects(kind)) for kind in self.store.kinds()}
         counts["Pod"] = len(self.manager.pod_workers())
-        return JSONResponse({
-            "version": funade.__version__,
-            "pid": os.getpid(),
-            "home": str(self.home),
-            "uptimeSeconds": round(time.time() - self.manager.started_at, 1),
-            "docker": {"ok": self.manager.docker_error is None, "error": self.manager.docker_error},
-            "reconcilePasses": self.manager.passes,
-            "objects": counts,
-        })
+        return JSONResponse(
+            {
+                "version": funade.__version__,
+                "pid": os.getpid(),
+                "home": str(self.home),
+                "uptimeSeconds": round(time.time() - self.manager.started_at, 1),
+                "docker": {"ok": self.manager.docker_error is None, "error": self.manager.docker_error},
+                "reconcilePasses": self.manager.passes,
+                "objects": counts,
+            }
+        )
 
     async def apply(self, request: Request) -> Response:
         body = await self._json(request)
@@ -116,10 +118,20 @@ class Api:
             raise workloads.WorkloadError('"objects" must be a list', 400)
         results = self.workloads.apply(items, str(body.get("namespace") or "default"), bool(body.get("dryRun")))
         self.manager.poke()
-        return JSONResponse({"results": [
-            {"kind": r.key.kind, "namespace": r.key.namespace, "name": r.key.name, "action": r.action,
-             "runnable": r.runnable} for r in results
-        ]})
+        return JSONResponse(
+            {
+                "results": [
+                    {
+                        "kind": r.key.kind,
+                        "namespace": r.key.namespace,
+                        "name": r.key.name,
+                        "action": r.action,
+                        "runnable": r.runnable,
+                    }
+                    for r in results
+                ]
+            }
+        )
 
     async def list_objects(self, request: Request) -> Response:
         kind = self._kind(request.path_params["kind"])
@@ -211,8 +223,9 @@ class Api:
         inits = [c["name"] for c in worker.pod["spec"].get("initContainers") or []]
         container = q.get("container") or (containers[0] if len(containers) == 1 else "")
         if not container:
-            return _error(f"a container name must be specified for pod {name}, choose one of: "
-                          f"[{' '.join(containers)}]", 400)
+            return _error(
+                f"a container name must be specified for pod {name}, choose one of: [{' '.join(containers)}]", 400
+            )
         if container not in containers + inits:
             return _error(f"container {container} is not valid for pod {name}", 400)
         runs = [r for r in await self.manager.runtime.runs(worker.uid) if r.name == container]

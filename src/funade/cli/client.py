@@ -54,9 +54,7 @@ class Client:
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.ConnectError as exc:
-            raise ApiError(
-                f"the funade server is not running at {self.address}: start it with `funade up`"
-            ) from exc
+            raise ApiError(f"the funade server is not running at {self.address}: start it with `funade up`") from exc
         except httpx.TimeoutException as exc:
             raise ApiError(f"the funade server at {self.address} did not answer in time") from exc
         return self._check(response)
@@ -73,8 +71,9 @@ class Client:
     def stream(self, path: str, **params: Any) -> Iterator[str]:
         """Lines of a streaming response (logs)."""
         try:
-            with self._http.stream("GET", path, params={k: v for k, v in params.items() if v is not None},
-                                   timeout=None) as response:
+            with self._http.stream(
+                "GET", path, params={k: v for k, v in params.items() if v is not None}, timeout=None
+            ) as response:
                 if response.status_code >= 400:
                     response.read()
                     self._check(response)

@@ -63,7 +63,7 @@ def pod_summary(pod: Obj) -> tuple[str, str, int]:
     else:
         for c in containers:
             state = c.get("state", {})
-            if "waiting" in state and state["waiting"].get("reason") not in (None, "ContainerCreating") :
+            if "waiting" in state and state["waiting"].get("reason") not in (None, "ContainerCreating"):
                 reason = state["waiting"]["reason"]
             elif "waiting" in state and reason == "Pending":
                 reason = state["waiting"].get("reason") or reason
@@ -85,8 +85,11 @@ def _deployment_row(obj: Obj, wide: bool) -> list[str]:
     ]
     if wide:
         containers = spec.get("template", {}).get("spec", {}).get("containers", [])
-        row += [",".join(c["name"] for c in containers), ",".join(c["image"] for c in containers),
-                ",".join(f"{k}={v}" for k, v in (spec.get("selector", {}).get("matchLabels") or {}).items())]
+        row += [
+            ",".join(c["name"] for c in containers),
+            ",".join(c["image"] for c in containers),
+            ",".join(f"{k}={v}" for k, v in (spec.get("selector", {}).get("matchLabels") or {}).items()),
+        ]
     return row
 
 
@@ -98,7 +101,8 @@ def object_table(kind: str, items: list[Obj], wide: bool = False, all_namespaces
         columns = ["NAME", "READY", "STATUS", "RESTARTS", "AGE"] + (["IP", "NODE"] if wide else [])
     elif kind == "Deployment":
         columns = ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"] + (
-            ["CONTAINERS", "IMAGES", "SELECTOR"] if wide else [])
+            ["CONTAINERS", "IMAGES", "SELECTOR"] if wide else []
+        )
     elif kind == "ReplicaSet":
         columns = ["NAME", "DESIRED", "CURRENT", "READY", "AGE"] + (["REVISION", "IMAGES"] if wide else [])
     elif kind in ("ConfigMap", "Secret"):
@@ -121,12 +125,19 @@ def object_table(kind: str, items: list[Obj], wide: bool = False, all_namespaces
         elif kind == "Deployment":
             row = _deployment_row(obj, wide)
         elif kind == "ReplicaSet":
-            status = obj.get("status") or {}
-            row = [meta["name"], str(obj["spec"].get("replicas", 0)), str(status.get("replicas", 0)),
-                   str(status.get("readyReplicas", 0)), age(created)]
+            rs_status = obj.get("status") or {}
+            row = [
+                meta["name"],
+                str(obj["spec"].get("replicas", 0)),
+                str(rs_status.get("replicas", 0)),
+                str(rs_status.get("readyReplicas", 0)),
+                age(created),
+            ]
             if wide:
-                row += [(meta.get("annotations") or {}).get("deployment.kubernetes.io/revision", ""),
-                        ",".join(c["image"] for c in obj["spec"]["template"]["spec"]["containers"])]
+                row += [
+                    (meta.get("annotations") or {}).get("deployment.kubernetes.io/revision", ""),
+                    ",".join(c["image"] for c in obj["spec"]["template"]["spec"]["containers"]),
+                ]
         elif kind in ("ConfigMap", "Secret"):
             data = len(obj.get("data") or {}) + len(obj.get("binaryData") or {})
             row = [meta["name"]] + ([obj.get("type", "Opaque")] if kind == "Secret" else []) + [str(data), age(created)]
@@ -148,8 +159,13 @@ def events_table(events: list[Obj], now: float | None = None) -> Table:
         seen = datetime.fromtimestamp(e["time"], UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         count = f" (x{e['count']})" if e.get("count", 1) > 1 else ""
         style = "yellow" if e["type"] == "Warning" else ""
-        table.add_row(age(seen, current), Text(e["type"], style=style), e["reason"],
-                      f"{e['kind'].lower()}/{e['name']}", e["message"] + count)
+        table.add_row(
+            age(seen, current),
+            Text(e["type"], style=style),
+            e["reason"],
+            f"{e['kind'].lower()}/{e['name']}",
+            e["message"] + count,
+        )
     return table
 
 
@@ -159,16 +175,19 @@ def history_table(items: list[Obj]) -> Table:
     for column in ("REVISION", "REPLICASET", "IMAGES", "HEALTHY", "CHANGE-CAUSE"):
         table.add_column(column, no_wrap=True)
     for item in items:
-        table.add_row(str(item["revision"]), item["replicaSet"], ",".join(item["images"]),
-                      "yes" if item.get("healthy") else "-", item.get("changeCause") or "<none>")
+        table.add_row(
+            str(item["revision"]),
+            item["replicaSet"],
+            ",".join(item["images"]),
+            "yes" if item.get("healthy") else "-",
+            item.get("changeCause") or "<none>",
+        )
     return table
 
 
 def _condition(obj: Obj, kind: str) -> Obj | None:
-    for cond in (obj.get("status") or {}).get("conditions", []):
-        if cond["type"] == kind:
-            return cond
-    return None
+    conditions: list[Obj] = (obj.get("status") or {}).get("conditions", [])
+    return next((c for c in conditions if c["type"] == kind), None)
 
 
 def rollout_outcome(deployment: Obj) -> tuple[str, str]:
@@ -190,21 +209,28 @@ def rollout_outcome(deployment: Obj) -> tuple[str, str]:
     if rolled_back is not None:
         if complete:
             return "rolledback", f'deployment "{name}" was rolled back: {rolled_back["message"]}'
-        return "waiting", (f'Rolling back deployment "{name}": {rolled_back["message"]} '
-                           f"({available} of {desired} available)")
+        return "waiting", (
+            f'Rolling back deployment "{name}": {rolled_back["message"]} ({available} of {desired} available)'
+        )
     if progressing is not None and progressing.get("reason") == "ProgressDeadlineExceeded":
         return "failed", f'deployment "{name}" exceeded its progress deadline'
     if spec.get("paused"):
         return "waiting", f'deployment "{name}" is paused; resume it with `funade rollout resume deployment/{name}`'
     if updated < desired:
-        return "waiting", (f'Waiting for deployment "{name}" rollout to finish: '
-                           f"{updated} out of {desired} new replicas have been updated...")
+        return "waiting", (
+            f'Waiting for deployment "{name}" rollout to finish: '
+            f"{updated} out of {desired} new replicas have been updated..."
+        )
     if replicas > updated:
-        return "waiting", (f'Waiting for deployment "{name}" rollout to finish: '
-                           f"{replicas - updated} old replicas are pending termination...")
+        return "waiting", (
+            f'Waiting for deployment "{name}" rollout to finish: '
+            f"{replicas - updated} old replicas are pending termination..."
+        )
     if available < updated:
-        return "waiting", (f'Waiting for deployment "{name}" rollout to finish: '
-                           f"{available} of {updated} updated replicas are available...")
+        return "waiting", (
+            f'Waiting for deployment "{name}" rollout to finish: '
+            f"{available} of {updated} updated replicas are available..."
+        )
     return "done", f'deployment "{name}" successfully rolled out'
 
 
@@ -217,7 +243,9 @@ def rollout_line(deployment: Obj, pods: list[Obj]) -> Table:
     waiting = []
     for pod in pods:
         _, state, restarts = pod_summary(pod)
-        if state != "Running" or not all(c.get("ready") for c in (pod.get("status") or {}).get("containerStatuses", [])):
+        if state != "Running" or not all(
+            c.get("ready") for c in (pod.get("status") or {}).get("containerStatuses", [])
+        ):
             detail = state
             for c in (pod.get("status") or {}).get("containerStatuses", []):
                 msg = (c.get("state", {}).get("waiting") or {}).get("message")
@@ -228,8 +256,11 @@ def rollout_line(deployment: Obj, pods: list[Obj]) -> Table:
                 detail += f" (restarts {restarts})"
             waiting.append(f"{pod['metadata']['name']} {detail}")
     table.add_row(
-        str(status.get("currentRevision", "-")), str(spec.get("replicas", 1)), str(status.get("updatedReplicas", 0)),
-        str(status.get("readyReplicas", 0)), str(status.get("availableReplicas", 0)),
+        str(status.get("currentRevision", "-")),
+        str(spec.get("replicas", 1)),
+        str(status.get("updatedReplicas", 0)),
+        str(status.get("readyReplicas", 0)),
+        str(status.get("availableReplicas", 0)),
         "; ".join(waiting[:3]) or "-",
     )
     return table
@@ -250,15 +281,19 @@ def describe(obj: Obj, events: list[Obj]) -> str:
     status = obj.get("status") or {}
     spec = obj.get("spec") or {}
     if obj["kind"] == "Deployment":
-        lines.append(f"Replicas:     {spec.get('replicas', 1)} desired | {status.get('updatedReplicas', 0)} updated | "
-                     f"{status.get('replicas', 0)} total | {status.get('availableReplicas', 0)} available | "
-                     f"{status.get('unavailableReplicas', 0)} unavailable")
+        lines.append(
+            f"Replicas:     {spec.get('replicas', 1)} desired | {status.get('updatedReplicas', 0)} updated | "
+            f"{status.get('replicas', 0)} total | {status.get('availableReplicas', 0)} available | "
+            f"{status.get('unavailableReplicas', 0)} unavailable"
+        )
         strategy = spec.get("strategy") or {}
         lines.append(f"Strategy:     {strategy.get('type', 'RollingUpdate')}")
         if strategy.get("rollingUpdate"):
             ru = strategy["rollingUpdate"]
-            lines.append(f"RollingUpdateStrategy: {ru.get('maxUnavailable', '25%')} max unavailable, "
-                         f"{ru.get('maxSurge', '25%')} max surge")
+            lines.append(
+                f"RollingUpdateStrategy: {ru.get('maxUnavailable', '25%')} max unavailable, "
+                f"{ru.get('maxSurge', '25%')} max surge"
+            )
         lines.append(f"Revision:     {status.get('currentRevision', '-')}")
         for c in spec.get("template", {}).get("spec", {}).get("containers", []):
             lines.append(f"Container:    {c['name']}  image {c['image']}")
@@ -269,15 +304,19 @@ def describe(obj: Obj, events: list[Obj]) -> str:
             state = next(iter(c.get("state", {}) or {"unknown": {}}))
             detail = c["state"].get(state, {}) if c.get("state") else {}
             reason = detail.get("reason", "")
-            lines.append(f"Container {c['name']}: {state}{' (' + reason + ')' if reason else ''}, "
-                         f"ready={c.get('ready')}, restarts={c.get('restartCount', 0)}")
+            lines.append(
+                f"Container {c['name']}: {state}{' (' + reason + ')' if reason else ''}, "
+                f"ready={c.get('ready')}, restarts={c.get('restartCount', 0)}"
+            )
             if detail.get("message"):
                 lines.append(f"  Message: {detail['message']}")
             last = c.get("lastState") or {}
             if "terminated" in last:
                 t = last["terminated"]
-                lines.append(f"  Last state: terminated ({t.get('reason')}), exit code {t.get('exitCode')}, "
-                             f"finished {t.get('finishedAt')}")
+                lines.append(
+                    f"  Last state: terminated ({t.get('reason')}), exit code {t.get('exitCode')}, "
+                    f"finished {t.get('finishedAt')}"
+                )
     if status.get("localTarget"):
         lines.append(f"Status:       {status['localTarget']}")
     conditions = status.get("conditions") or []
@@ -285,8 +324,10 @@ def describe(obj: Obj, events: list[Obj]) -> str:
         lines.append("Conditions:")
         for cond in conditions:
             reason = cond.get("reason", "")
-            lines.append(f"  {cond['type']:<16} {cond['status']:<7} {reason}"
-                         + (f" — {cond['message']}" if cond.get("message") else ""))
+            lines.append(
+                f"  {cond['type']:<16} {cond['status']:<7} {reason}"
+                + (f" — {cond['message']}" if cond.get("message") else "")
+            )
     lines.append("Events:" + ("  <none>" if not events else ""))
     for e in events[-15:]:
         count = f" (x{e['count']})" if e.get("count", 1) > 1 else ""

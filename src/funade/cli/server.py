@@ -58,8 +58,10 @@ def _split(address: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def server(address: str = typer.Option(DEFAULT_ADDRESS, "--address", help="HOST:PORT to listen on (loopback)"),
-           log_level: str = typer.Option("warning", "--log-level")) -> None:
+def server(
+    address: str = typer.Option(DEFAULT_ADDRESS, "--address", help="HOST:PORT to listen on (loopback)"),
+    log_level: str = typer.Option("warning", "--log-level"),
+) -> None:
     """Run the API and the controllers in the foreground."""
     import logging
 
@@ -80,9 +82,11 @@ def server(address: str = typer.Option(DEFAULT_ADDRESS, "--address", help="HOST:
             _pid_file(home).unlink(missing_ok=True)
 
 
-def up(address: str = typer.Option(DEFAULT_ADDRESS, "--address"),
-       timeout: float = typer.Option(30.0, "--timeout"),
-       output: str = typer.Option("text", "-o", "--output")) -> None:
+def up(
+    address: str = typer.Option(DEFAULT_ADDRESS, "--address"),
+    timeout: float = typer.Option(30.0, "--timeout"),
+    output: str = typer.Option("text", "-o", "--output"),
+) -> None:
     """Start the funade server in the background and wait until it answers."""
     _split(address)
     home = funade_home()
@@ -95,7 +99,11 @@ def up(address: str = typer.Option(DEFAULT_ADDRESS, "--address"),
     env = dict(os.environ, FUNADE_HOME=str(home))
     process = subprocess.Popen(
         [sys.executable, "-m", "funade.cli.main", "server", "--address", address],
-        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+        env=env,
     )
     deadline = time.monotonic() + timeout
     with console.status(f"starting funade on {address}…"):
@@ -110,14 +118,18 @@ def up(address: str = typer.Option(DEFAULT_ADDRESS, "--address"),
         else:
             err.print(f"[red]funade server did not answer within {timeout:g}s; see {home / 'server.log'}[/red]")
             raise typer.Exit(1)
-    _say(output, {"running": True, "address": address, "started": True, "pid": process.pid, "home": str(home)},
-         f"funade is running on {address} (pid {process.pid}, home {home})")
+    _say(
+        output,
+        {"running": True, "address": address, "started": True, "pid": process.pid, "home": str(home)},
+        f"funade is running on {address} (pid {process.pid}, home {home})",
+    )
 
 
-def down(delete_workloads: bool = typer.Option(False, "--delete-workloads",
-                                               help="also remove every pod funade runs"),
-         timeout: float = typer.Option(30.0, "--timeout"),
-         output: str = typer.Option("text", "-o", "--output")) -> None:
+def down(
+    delete_workloads: bool = typer.Option(False, "--delete-workloads", help="also remove every pod funade runs"),
+    timeout: float = typer.Option(30.0, "--timeout"),
+    output: str = typer.Option("text", "-o", "--output"),
+) -> None:
     """Stop the funade server (pods keep running unless --delete-workloads)."""
     home = funade_home()
     pid = _read_pid(home)
@@ -140,7 +152,8 @@ def down(delete_workloads: bool = typer.Option(False, "--delete-workloads",
     if delete_workloads:
         removed = _remove_workloads()
     message = ("funade stopped" if stopped else "funade was not running") + (
-        f"; removed {removed} container(s)" if delete_workloads else "")
+        f"; removed {removed} container(s)" if delete_workloads else ""
+    )
     _say(output, {"stopped": stopped, "removedContainers": removed}, message)
 
 
@@ -148,10 +161,13 @@ def _remove_workloads() -> int:
     import asyncio
 
     from funade.adapters.docker import DockerClient, DockerUnavailable
+    from funade.adapters.local.runtime import MANAGED, instance_id
+
+    instance = instance_id(funade_home())
 
     async def run() -> int:
         async with DockerClient() as docker:
-            found = await docker.list_containers(all=True, labels={"funade.managed": "true"})
+            found = await docker.list_containers(all=True, labels={MANAGED: instance})
             for c in found:
                 await docker.remove(c.id, force=True, volumes=True, missing_ok=True)
             return len(found)

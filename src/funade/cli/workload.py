@@ -167,8 +167,13 @@ def get(
             return
         items = [obj]
     else:
-        data = _call(client.get, f"/v1/objects/{kind}", namespace=namespace, selector=selector,
-                     allNamespaces="true" if all_namespaces else None)
+        data = _call(
+            client.get,
+            f"/v1/objects/{kind}",
+            namespace=namespace,
+            selector=selector,
+            allNamespaces="true" if all_namespaces else None,
+        )
         kind, items = data["kind"], data["items"]
         if output in ("json", "yaml"):
             _dump({"apiVersion": "v1", "kind": "List", "items": items}, output)
@@ -184,16 +189,21 @@ def get(
     console.print(render.object_table(kind, items, wide=output == "wide", all_namespaces=all_namespaces))
 
 
-def describe(kind: str = typer.Argument(...), name: str | None = typer.Argument(None),
-             namespace: str = NamespaceOpt, output: str = OutputOpt) -> None:
+def describe(
+    kind: str = typer.Argument(...),
+    name: str | None = typer.Argument(None),
+    namespace: str = NamespaceOpt,
+    output: str = OutputOpt,
+) -> None:
     """Show an object's details, conditions and recent events."""
     kind, name = _ref(kind, name)
     if not name:
         raise _fail("describe needs a NAME (or KIND/NAME)")
     client = _client()
     obj = _call(client.get, f"/v1/objects/{kind}/{namespace}/{name}")
-    events = _call(client.get, "/v1/events", namespace=obj["metadata"].get("namespace") or namespace,
-                   kind=kind, name=name)["items"]
+    events = _call(
+        client.get, "/v1/events", namespace=obj["metadata"].get("namespace") or namespace, kind=kind, name=name
+    )["items"]
     if output in ("json", "yaml"):
         _dump({"object": obj, "events": events}, output)
         return
@@ -225,8 +235,12 @@ def delete(
     client = _client()
     deleted: list[str] = []
     for k, ns, n in targets:
-        result = _call(client.delete, f"/v1/objects/{k}/{ns}/{n}", gracePeriod=grace_period,
-                       wait="true" if wait and k == "Pod" else None)
+        result = _call(
+            client.delete,
+            f"/v1/objects/{k}/{ns}/{n}",
+            gracePeriod=grace_period,
+            wait="true" if wait and k == "Pod" else None,
+        )
         deleted += result["deleted"]
         if output != "json":
             console.print(f"{_display(k, n)} deleted", highlight=False)
@@ -263,20 +277,38 @@ def logs(
         raise _fail("logs needs POD, KIND/NAME or -l SELECTOR")
     prefix = len(names) > 1
     for name in names:
-        for line in _call(lambda n=name: list(client.stream(
-                f"/v1/logs/{namespace}/{n}", container=container, follow="true" if follow and not prefix else None,
-                tail=tail, previous="true" if previous else None))):
+        for line in _call(
+            lambda n=name: list(
+                client.stream(
+                    f"/v1/logs/{namespace}/{n}",
+                    container=container,
+                    follow="true" if follow and not prefix else None,
+                    tail=tail,
+                    previous="true" if previous else None,
+                )
+            )
+        ):
             print(f"[pod/{name}] {line}" if prefix else line, flush=True)
 
 
-def events(namespace: str = NamespaceOpt, all_namespaces: bool = typer.Option(False, "-A", "--all-namespaces"),
-           for_object: str | None = typer.Option(None, "--for", help="KIND/NAME"), output: str = OutputOpt) -> None:
+def events(
+    namespace: str = NamespaceOpt,
+    all_namespaces: bool = typer.Option(False, "-A", "--all-namespaces"),
+    for_object: str | None = typer.Option(None, "--for", help="KIND/NAME"),
+    output: str = OutputOpt,
+) -> None:
     """List recent events."""
     kind = name = None
     if for_object:
         kind, name = _ref(for_object, None)
-    items = _call(_client().get, "/v1/events", namespace=namespace, kind=kind, name=name,
-                  allNamespaces="true" if all_namespaces else None)["items"]
+    items = _call(
+        _client().get,
+        "/v1/events",
+        namespace=namespace,
+        kind=kind,
+        name=name,
+        allNamespaces="true" if all_namespaces else None,
+    )["items"]
     if output in ("json", "yaml"):
         _dump(items, output)
         return
@@ -286,9 +318,13 @@ def events(namespace: str = NamespaceOpt, all_namespaces: bool = typer.Option(Fa
     console.print(render.events_table(items))
 
 
-def scale(ref: str = typer.Argument(..., help="deployment/NAME"), name: str | None = typer.Argument(None),
-          replicas: int = typer.Option(..., "--replicas"), namespace: str = NamespaceOpt,
-          output: str = OutputOpt) -> None:
+def scale(
+    ref: str = typer.Argument(..., help="deployment/NAME"),
+    name: str | None = typer.Argument(None),
+    replicas: int = typer.Option(..., "--replicas"),
+    namespace: str = NamespaceOpt,
+    output: str = OutputOpt,
+) -> None:
     """Set a Deployment's replica count."""
     kind, n = _ref(ref, name)
     obj = _call(_client().post, f"/v1/scale/{kind}/{namespace}/{n}", {"replicas": replicas})
@@ -346,8 +382,19 @@ def _follow(client: Client, namespace: str, name: str, timeout: float, as_json: 
             live.stop()
     took = time.monotonic() - start
     if as_json:
-        print(json.dumps({"deployment": name, "namespace": namespace, "result": state, "message": message,
-                          "seconds": round(took, 1), "status": deployment.get("status")}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "deployment": name,
+                    "namespace": namespace,
+                    "result": state,
+                    "message": message,
+                    "seconds": round(took, 1),
+                    "status": deployment.get("status"),
+                },
+                indent=2,
+            )
+        )
     elif state == "done":
         console.print(f"[green]✓[/green] {message} in {took:.1f}s", highlight=False)
     else:
@@ -356,9 +403,14 @@ def _follow(client: Client, namespace: str, name: str, timeout: float, as_json: 
 
 
 @rollout_app.command("status")
-def rollout_status(ref: str = typer.Argument(...), name: str | None = typer.Argument(None),
-                   namespace: str = NamespaceOpt, timeout: float = typer.Option(600.0, "--timeout"),
-                   watch: bool = typer.Option(True, "-w", "--watch/--no-watch"), output: str = OutputOpt) -> None:
+def rollout_status(
+    ref: str = typer.Argument(...),
+    name: str | None = typer.Argument(None),
+    namespace: str = NamespaceOpt,
+    timeout: float = typer.Option(600.0, "--timeout"),
+    watch: bool = typer.Option(True, "-w", "--watch/--no-watch"),
+    output: str = OutputOpt,
+) -> None:
     """Wait for a rollout to finish; exits 1 when it failed or was rolled back."""
     n = _deployment_ref(ref, name)
     client = _client()
@@ -367,8 +419,12 @@ def rollout_status(ref: str = typer.Argument(...), name: str | None = typer.Argu
 
 
 @rollout_app.command("history")
-def rollout_history(ref: str = typer.Argument(...), name: str | None = typer.Argument(None),
-                    namespace: str = NamespaceOpt, output: str = OutputOpt) -> None:
+def rollout_history(
+    ref: str = typer.Argument(...),
+    name: str | None = typer.Argument(None),
+    namespace: str = NamespaceOpt,
+    output: str = OutputOpt,
+) -> None:
     """List a Deployment's revisions."""
     n = _deployment_ref(ref, name)
     items = _call(_client().get, f"/v1/rollout/{namespace}/{n}/history")["items"]
@@ -388,19 +444,29 @@ def _verb(verb: str, ref: str, name: str | None, namespace: str, output: str, bo
 
 
 @rollout_app.command("undo")
-def rollout_undo(ref: str = typer.Argument(...), name: str | None = typer.Argument(None),
-                 to_revision: int = typer.Option(0, "--to-revision"), namespace: str = NamespaceOpt,
-                 output: str = OutputOpt) -> None:
+def rollout_undo(
+    ref: str = typer.Argument(...),
+    name: str | None = typer.Argument(None),
+    to_revision: int = typer.Option(0, "--to-revision"),
+    namespace: str = NamespaceOpt,
+    output: str = OutputOpt,
+) -> None:
     """Roll back to the previous (or a given) revision; it runs again as a new revision."""
     result = _verb("undo", ref, name, namespace, output, {"toRevision": to_revision or None})
     if output != "json":
-        console.print(f"deployment.apps/{_deployment_ref(ref, name)} rolled back (to revision {result['revision']})",
-                      highlight=False)
+        console.print(
+            f"deployment.apps/{_deployment_ref(ref, name)} rolled back (to revision {result['revision']})",
+            highlight=False,
+        )
 
 
 @rollout_app.command("restart")
-def rollout_restart(ref: str = typer.Argument(...), name: str | None = typer.Argument(None),
-                    namespace: str = NamespaceOpt, output: str = OutputOpt) -> None:
+def rollout_restart(
+    ref: str = typer.Argument(...),
+    name: str | None = typer.Argument(None),
+    namespace: str = NamespaceOpt,
+    output: str = OutputOpt,
+) -> None:
     """Replace every pod with a new revision of the same template."""
     _verb("restart", ref, name, namespace, output)
     if output != "json":
@@ -408,8 +474,12 @@ def rollout_restart(ref: str = typer.Argument(...), name: str | None = typer.Arg
 
 
 @rollout_app.command("pause")
-def rollout_pause(ref: str = typer.Argument(...), name: str | None = typer.Argument(None),
-                  namespace: str = NamespaceOpt, output: str = OutputOpt) -> None:
+def rollout_pause(
+    ref: str = typer.Argument(...),
+    name: str | None = typer.Argument(None),
+    namespace: str = NamespaceOpt,
+    output: str = OutputOpt,
+) -> None:
     """Stop rolling out template changes until resumed."""
     _verb("pause", ref, name, namespace, output)
     if output != "json":
@@ -417,8 +487,12 @@ def rollout_pause(ref: str = typer.Argument(...), name: str | None = typer.Argum
 
 
 @rollout_app.command("resume")
-def rollout_resume(ref: str = typer.Argument(...), name: str | None = typer.Argument(None),
-                   namespace: str = NamespaceOpt, output: str = OutputOpt) -> None:
+def rollout_resume(
+    ref: str = typer.Argument(...),
+    name: str | None = typer.Argument(None),
+    namespace: str = NamespaceOpt,
+    output: str = OutputOpt,
+) -> None:
     """Resume a paused rollout."""
     _verb("resume", ref, name, namespace, output)
     if output != "json":

@@ -21,7 +21,7 @@ from funade.adapters.docker import ContainerInfo, DockerError, DockerUnavailable
 from funade.adapters.local.runtime import ContainerRun, LocalRuntime, Sandbox
 from funade.core import pods as podrules
 from funade.core import probes
-from funade.engine.ports import Event, ObjectKey, Store
+from funade.core.ports import Event, ObjectKey, Store
 
 __all__ = ["Kubelet", "PodWorker"]
 
@@ -92,7 +92,11 @@ class PodWorker:
 
     def view(self) -> Obj:
         """The pod as the API shows it: object plus live status."""
-        obj = {"apiVersion": "v1", "kind": "Pod", **{k: v for k, v in self.pod.items() if k not in ("apiVersion", "kind")}}
+        obj = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            **{k: v for k, v in self.pod.items() if k not in ("apiVersion", "kind")},
+        }
         obj["metadata"] = dict(obj["metadata"])
         if self.terminating is not None:
             obj["metadata"]["deletionTimestamp"] = rfc3339(self.terminating)
@@ -123,10 +127,8 @@ class PodWorker:
     async def _loop(self) -> None:
         delay = 0.0
         while True:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._kick.wait(), timeout=delay)
-            except TimeoutError:
-                pass
             self._kick.clear()
             try:
                 if self.terminating is not None:
@@ -172,19 +174,24 @@ class PodWorker:
         runs = await self.rt.runs(self.uid)
         latest: dict[str, ContainerRun] = {}
         previous: dict[str, ContainerRun] = {}
-        for run in runs:
-            if run.name in latest:
-                previous[run.name] = latest[run.name]
-            latest[run.name] = run
+        for each in runs:
+            if each.name in latest:
+                previous[each.name] = latest[each.name]
+            latest[each.name] = each
 
         next_wake = now + 1.0
         init_statuses: list[Obj] = []
         init_done = True
+        run: ContainerRun | None
         for container in spec.get("initContainers") or []:
             name = container["name"]
             run = latest.get(name)
-            if run is not None and not run.info.state.running and run.info.state.exit_code == 0 \
-                    and run.info.state.finished_at is not None:
+            if (
+                run is not None
+                and not run.info.state.running
+                and run.info.state.exit_code == 0
+                and run.info.state.finished_at is not None
+            ):
                 init_statuses.append(self._container_status(container, run, previous.get(name), True))
                 continue
             init_done = False
@@ -195,7 +202,8 @@ class PodWorker:
                 await self._ensure_run(container, "init", run, now)
                 run = (await self._latest(name)) or run
             init_statuses.append(
-                self._container_status(container, run, previous.get(name), False) if run
+                self._container_status(container, run, previous.get(name), False)
+                if run
                 else self._waiting_status(container)
             )
             break
@@ -218,7 +226,8 @@ class PodWorker:
                 next_wake = min(next_wake, wake)
             statuses.append(
                 self._container_status(container, run, previous.get(name), self._ready(name, run))
-                if run is not None else self._waiting_status(container)
+                if run is not None
+                else self._waiting_status(container)
             )
 
         self._publish(policy, init_done, init_statuses, statuses)
@@ -240,7 +249,9 @@ class PodWorker:
 
     # -- starting containers ----------------------------------------------------------
 
-    async def _ensure_run(self, container: Obj, kind: str, last: ContainerRun | None, now: float) -> ContainerRun | None:
+    async def _ensure_run(
+        self, container: Obj, kind: str, last: ContainerRun | None, now: float
+    ) -> ContainerRun | None:
         """Start a new run of ``container`` unless it is backing off or cannot start yet."""
         name = container["name"]
         restarts = 0
@@ -271,8 +282,9 @@ class PodWorker:
             env, mounts, user, container = self._configure(container, image_user)
             run = await self.rt.create_run(self.pod, self.sandbox, container, kind, restarts, env, mounts, user)
         except ImagePullError as exc:
-            self._start_failed(name, failures, now, "ErrImagePull", str(exc),
-                               f'Failed to pull image "{container["image"]}": {exc}')
+            self._start_failed(
+                name, failures, now, "ErrImagePull", str(exc), f'Failed to pull image "{container["image"]}": {exc}'
+            )
             return None
         except (ConfigError, LookupError, ValueError) as exc:
             message = str(exc).strip("'\"")
@@ -336,7 +348,7 @@ class PodWorker:
         if non_root:
             problem = podrules.non_root_violation(uid, image_user)
             if problem:
-                raise ConfigError(f"{problem} (pod: \"{self.name}_{ns}({meta['uid']})\", container: {container['name']})")
+                raise ConfigError(f'{problem} (pod: "{self.name}_{ns}({meta["uid"]})", container: {container["name"]})')
         user = None
         if uid is not None:
             user = f"{uid}:{gid}" if gid is not None else str(uid)
@@ -363,8 +375,12 @@ class PodWorker:
                     if ref.get("optional"):
                         continue
                     raise ConfigError(f'secret "{ref["name"]}" not found')
-                env.update({prefix + k: base64.b64decode(v).decode(errors="replace")
-                            for k, v in (secret.get("data") or {}).items()})
+                env.update(
+                    {
+                        prefix + k: base64.b64decode(v).decode(errors="replace")
+                        for k, v in (secret.get("data") or {}).items()
+                    }
+                )
         for var in container.get("env") or []:
             name = var["name"]
             if "valueFrom" not in var:
@@ -420,17 +436,23 @@ class PodWorker:
             path = value_from["fieldRef"]["fieldPath"]
             meta = self.pod["metadata"]
             simple = {
-                "metadata.name": meta["name"], "metadata.namespace": meta["namespace"],
-                "metadata.uid": meta["uid"], "status.podIP": self.sandbox.ip,
-                "status.podIPs": self.sandbox.ip, "status.hostIP": "127.0.0.1",
-                "spec.nodeName": "local", "spec.serviceAccountName": self.pod["spec"].get("serviceAccountName", "default"),
+                "metadata.name": meta["name"],
+                "metadata.namespace": meta["namespace"],
+                "metadata.uid": meta["uid"],
+                "status.podIP": self.sandbox.ip,
+                "status.podIPs": self.sandbox.ip,
+                "status.hostIP": "127.0.0.1",
+                "spec.nodeName": "local",
+                "spec.serviceAccountName": self.pod["spec"].get("serviceAccountName", "default"),
             }
             if path in simple:
                 return str(simple[path])
-            for prefix, source in (("metadata.labels", meta.get("labels") or {}),
-                                   ("metadata.annotations", meta.get("annotations") or {})):
+            for prefix, source in (
+                ("metadata.labels", meta.get("labels") or {}),
+                ("metadata.annotations", meta.get("annotations") or {}),
+            ):
                 if path.startswith(prefix + "['") and path.endswith("']"):
-                    return str(source.get(path[len(prefix) + 2:-2], ""))
+                    return str(source.get(path[len(prefix) + 2 : -2], ""))
             raise ConfigError(f"unsupported fieldRef {path!r} for env {name}")
         if "resourceFieldRef" in value_from:
             raise ConfigError(f"resourceFieldRef for env {name} is not supported on the local target")
@@ -446,9 +468,11 @@ class PodWorker:
             self._tracked_run[name] = run.id
             self._trackers[name] = {
                 kind: probes.Tracker.start(kind, _timing(container[field]), started)
-                for kind, field in ((probes.Kind.STARTUP, "startupProbe"),
-                                    (probes.Kind.READINESS, "readinessProbe"),
-                                    (probes.Kind.LIVENESS, "livenessProbe"))
+                for kind, field in (
+                    (probes.Kind.STARTUP, "startupProbe"),
+                    (probes.Kind.READINESS, "readinessProbe"),
+                    (probes.Kind.LIVENESS, "livenessProbe"),
+                )
                 if container.get(field)
             }
         trackers = self._trackers[name]
@@ -459,8 +483,11 @@ class PodWorker:
             order = [probes.Kind.STARTUP]
         else:
             order = [k for k in (probes.Kind.READINESS, probes.Kind.LIVENESS) if k in trackers]
-        fields = {probes.Kind.STARTUP: "startupProbe", probes.Kind.READINESS: "readinessProbe",
-                  probes.Kind.LIVENESS: "livenessProbe"}
+        fields = {
+            probes.Kind.STARTUP: "startupProbe",
+            probes.Kind.READINESS: "readinessProbe",
+            probes.Kind.LIVENESS: "livenessProbe",
+        }
         wake = now + 1.0
         for kind in order:
             tracker = trackers[kind]
@@ -507,7 +534,9 @@ class PodWorker:
             return await self.rt.http_get(f"{scheme}://{host}:{port}{path}", headers, timeout)
         if "tcpSocket" in handler:
             h = handler["tcpSocket"]
-            return await self.rt.tcp_connect(h.get("host") or self.sandbox.ip, self._port(container, h.get("port")), timeout)
+            return await self.rt.tcp_connect(
+                h.get("host") or self.sandbox.ip, self._port(container, h.get("port")), timeout
+            )
         if "exec" in handler:
             return await self.rt.exec(run.id, list(handler["exec"].get("command") or []), timeout)
         if "sleep" in handler:
@@ -531,8 +560,15 @@ class PodWorker:
         waiting: Obj = {"reason": reason[0]}
         if reason[1]:
             waiting["message"] = reason[1]
-        return {"name": name, "image": container["image"], "imageID": "", "ready": False,
-                "started": False, "restartCount": 0, "state": {"waiting": waiting}}
+        return {
+            "name": name,
+            "image": container["image"],
+            "imageID": "",
+            "ready": False,
+            "started": False,
+            "restartCount": 0,
+            "state": {"waiting": waiting},
+        }
 
     def _state(self, info: ContainerInfo) -> Obj:
         st = info.state
@@ -541,8 +577,13 @@ class PodWorker:
         if st.finished_at is None:
             return {"waiting": {"reason": "ContainerCreating"}}
         reason = "OOMKilled" if st.oom_killed else ("Completed" if st.exit_code == 0 else "Error")
-        term: Obj = {"exitCode": st.exit_code, "reason": reason, "startedAt": _dt(st.started_at),
-                     "finishedAt": _dt(st.finished_at), "containerID": f"docker://{info.id}"}
+        term: Obj = {
+            "exitCode": st.exit_code,
+            "reason": reason,
+            "startedAt": _dt(st.started_at),
+            "finishedAt": _dt(st.finished_at),
+            "containerID": f"docker://{info.id}",
+        }
         if st.error:
             term["message"] = st.error
         return {"terminated": term}
@@ -563,9 +604,15 @@ class PodWorker:
             and self._trackers[name][probes.Kind.STARTUP].result is not probes.Result.SUCCESS
         )
         return {
-            "name": name, "image": container["image"], "imageID": run.info.image,
-            "containerID": f"docker://{run.id}", "ready": ready, "started": started,
-            "restartCount": run.restarts, "state": state, "lastState": last,
+            "name": name,
+            "image": container["image"],
+            "imageID": run.info.image,
+            "containerID": f"docker://{run.id}",
+            "ready": ready,
+            "started": started,
+            "restartCount": run.restarts,
+            "state": state,
+            "lastState": last,
         }
 
     def _publish(self, policy: str, init_done: bool, init_statuses: list[Obj], statuses: list[Obj]) -> None:
@@ -593,10 +640,15 @@ class PodWorker:
         spec = self.pod["spec"]
         grace = float(self.grace if self.grace is not None else spec.get("terminationGracePeriodSeconds", 30))
         deadline = time.time() + grace
-        ready_false = [dict(c, status="False") if c["type"] in ("Ready", "ContainersReady") else c
-                       for c in self.status.get("conditions", [])]
-        self.status = {**self.status, "conditions": ready_false,
-                       "containerStatuses": [dict(s, ready=False) for s in self.status.get("containerStatuses", [])]}
+        ready_false = [
+            dict(c, status="False") if c["type"] in ("Ready", "ContainersReady") else c
+            for c in self.status.get("conditions", [])
+        ]
+        self.status = {
+            **self.status,
+            "conditions": ready_false,
+            "containerStatuses": [dict(s, ready=False) for s in self.status.get("containerStatuses", [])],
+        }
         self.kubelet.changed()
         runs = [r for r in await self.rt.runs(self.uid) if r.info.state.running]
         by_name = {c["name"]: c for c in spec["containers"]}
@@ -652,7 +704,11 @@ class Kubelet:
         while True:
             try:
                 async for event in self.runtime.docker.events(
-                    {"type": ["container"], "event": ["die", "oom", "start"], "label": ["funade.managed=true"]}
+                    {
+                        "type": ["container"],
+                        "event": ["die", "oom", "start"],
+                        "label": [f"funade.managed={self.runtime.instance}"],
+                    }
                 ):
                     worker = self.workers.get(event.actor_attributes.get("funade.pod.uid", ""))
                     if worker is not None:
@@ -684,8 +740,14 @@ class Kubelet:
         sandbox = await self.runtime.create_sandbox(pod)
         worker = PodWorker(self, sandbox)
         self.workers[sandbox.uid] = worker
-        self.event(pod["metadata"]["namespace"], "Pod", pod["metadata"]["name"], "Normal", "Scheduled",
-                   f"Successfully assigned {pod['metadata']['namespace']}/{pod['metadata']['name']} to local")
+        self.event(
+            pod["metadata"]["namespace"],
+            "Pod",
+            pod["metadata"]["name"],
+            "Normal",
+            "Scheduled",
+            f"Successfully assigned {pod['metadata']['namespace']}/{pod['metadata']['name']} to local",
+        )
         worker.start()
         self.changed()
         return worker
@@ -694,8 +756,8 @@ class Kubelet:
         if worker.uid in self._volumes:
             return
         ns = worker.namespace
-        configmaps = {o["metadata"]["name"]: o for o in self.store.list("ConfigMap", ns)}
-        secrets = {o["metadata"]["name"]: o for o in self.store.list("Secret", ns)}
+        configmaps = {o["metadata"]["name"]: o for o in self.store.list_objects("ConfigMap", ns)}
+        secrets = {o["metadata"]["name"]: o for o in self.store.list_objects("Secret", ns)}
         self._volumes[worker.uid] = await self.runtime.prepare_volumes(worker.pod, configmaps, secrets)
 
     def delete_pod(self, uid: str, grace: float | None = None) -> bool:

@@ -18,7 +18,7 @@ from funade.adapters.docker import DockerClient, DockerError, DockerUnavailable
 from funade.adapters.local.runtime import LocalRuntime
 from funade.controller.kubelet import Kubelet, PodWorker
 from funade.controller.workloads import WorkloadController
-from funade.engine.ports import Store
+from funade.core.ports import Store
 
 __all__ = ["Manager"]
 

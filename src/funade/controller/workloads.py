@@ -18,7 +18,7 @@ from typing import Any
 
 from funade.controller.kubelet import Kubelet, PodWorker
 from funade.core import revisions, rolling
-from funade.engine.ports import Event, ObjectKey, Store
+from funade.core.ports import Event, ObjectKey, Store
 
 __all__ = ["WorkloadController"]
 
@@ -57,20 +57,21 @@ class WorkloadController:
 
     def _event(self, obj: Obj, type_: str, reason: str, message: str) -> None:
         meta = obj["metadata"]
-        self.store.add_event(Event(time.time(), meta.get("namespace", ""), obj["kind"], meta["name"],
-                                   type_, reason, message))
+        self.store.add_event(
+            Event(time.time(), meta.get("namespace", ""), obj["kind"], meta["name"], type_, reason, message)
+        )
 
     def live_pods(self) -> list[PodWorker]:
         return [w for w in self.kubelet.pods() if w.terminating is None]
 
     async def reconcile(self) -> None:
         """One pass over every workload."""
-        for deployment in self.store.list("Deployment"):
+        for deployment in self.store.list_objects("Deployment"):
             try:
                 self._deployment(deployment)
             except Exception:
                 log.exception("deployment %s: reconcile failed", deployment["metadata"]["name"])
-        for rs in self.store.list("ReplicaSet"):
+        for rs in self.store.list_objects("ReplicaSet"):
             try:
                 await self._replicaset(rs)
             except Exception:
@@ -81,7 +82,7 @@ class WorkloadController:
     # -- pods -----------------------------------------------------------------------
 
     async def _bare_pods(self) -> None:
-        wanted = {p["metadata"]["uid"]: p for p in self.store.list("Pod")}
+        wanted = {p["metadata"]["uid"]: p for p in self.store.list_objects("Pod")}
         for worker in self.kubelet.pods():
             owner = _owner_uid(worker.pod)
             if owner is None and worker.uid not in wanted and worker.terminating is None:
@@ -93,9 +94,9 @@ class WorkloadController:
 
     def _collect_garbage(self) -> None:
         """Delete what lost its owner: ReplicaSets of deleted Deployments, their pods."""
-        deployments = {d["metadata"]["uid"] for d in self.store.list("Deployment")}
+        deployments = {d["metadata"]["uid"] for d in self.store.list_objects("Deployment")}
         replicasets = {}
-        for rs in self.store.list("ReplicaSet"):
+        for rs in self.store.list_objects("ReplicaSet"):
             owner = _owner_uid(rs)
             if owner is not None and owner not in deployments:
                 self.store.delete(ObjectKey.of(rs))
@@ -131,8 +132,7 @@ class WorkloadController:
         if len(pods) < desired:
             for _ in range(desired - len(pods)):
                 await self.kubelet.create_pod(self._new_pod(rs))
-            self._event(rs, "Normal", "SuccessfulCreate",
-                        f"Created {desired - len(pods)} pod(s)")
+            self._event(rs, "Normal", "SuccessfulCreate", f"Created {desired - len(pods)} pod(s)")
         elif len(pods) > desired:
             doomed = sorted(pods, key=self._deletion_rank)[: len(pods) - desired]
             for worker in doomed:
@@ -179,10 +179,16 @@ class WorkloadController:
                 "labels": pod_meta.get("labels") or {},
                 "annotations": pod_meta.get("annotations") or {},
                 "creationTimestamp": revisions.rfc3339(time.time()),
-                "ownerReferences": [{
-                    "apiVersion": "apps/v1", "kind": "ReplicaSet", "name": meta["name"],
-                    "uid": meta["uid"], "controller": True, "blockOwnerDeletion": True,
-                }],
+                "ownerReferences": [
+                    {
+                        "apiVersion": "apps/v1",
+                        "kind": "ReplicaSet",
+                        "name": meta["name"],
+                        "uid": meta["uid"],
+                        "controller": True,
+                        "blockOwnerDeletion": True,
+                    }
+                ],
             },
             "spec": template["spec"],
         }
@@ -192,7 +198,7 @@ class WorkloadController:
     def _replicasets_of(self, deployment: Obj) -> list[Obj]:
         uid = deployment["metadata"]["uid"]
         ns = deployment["metadata"]["namespace"]
-        return [rs for rs in self.store.list("ReplicaSet", ns) if _owner_uid(rs) == uid]
+        return [rs for rs in self.store.list_objects("ReplicaSet", ns) if _owner_uid(rs) == uid]
 
     def _new_replicaset(self, deployment: Obj, pod_hash: str, revision: int) -> Obj:
         meta = deployment["metadata"]
@@ -209,10 +215,16 @@ class WorkloadController:
                 "namespace": meta["namespace"],
                 "labels": dict(template["metadata"]["labels"]),
                 "annotations": {revisions.REVISION_ANNOTATION: str(revision)},
-                "ownerReferences": [{
-                    "apiVersion": "apps/v1", "kind": "Deployment", "name": meta["name"],
-                    "uid": meta["uid"], "controller": True, "blockOwnerDeletion": True,
-                }],
+                "ownerReferences": [
+                    {
+                        "apiVersion": "apps/v1",
+                        "kind": "Deployment",
+                        "name": meta["name"],
+                        "uid": meta["uid"],
+                        "controller": True,
+                        "blockOwnerDeletion": True,
+                    }
+                ],
             },
             "spec": {
                 "replicas": 0,
@@ -226,8 +238,12 @@ class WorkloadController:
         pods = self._pods_of(rs)
         ready, available = self._counts(rs, pods)
         return rolling.Revision(
-            name=rs["metadata"]["name"], revision=_revision(rs),
-            replicas=int(rs["spec"].get("replicas", 0)), pods=len(pods), ready=ready, available=available,
+            name=rs["metadata"]["name"],
+            revision=_revision(rs),
+            replicas=int(rs["spec"].get("replicas", 0)),
+            pods=len(pods),
+            ready=ready,
+            available=available,
         )
 
     def _set_replicas(self, rs: Obj, replicas: int, deployment: Obj) -> None:
@@ -237,8 +253,12 @@ class WorkloadController:
         rs["spec"]["replicas"] = replicas
         self.store.put_many([rs])
         verb = "up" if replicas > old else "down"
-        self._event(deployment, "Normal", "ScalingReplicaSet",
-                    f"Scaled {verb} replica set {rs['metadata']['name']} from {old} to {replicas}")
+        self._event(
+            deployment,
+            "Normal",
+            "ScalingReplicaSet",
+            f"Scaled {verb} replica set {rs['metadata']['name']} from {old} to {replicas}",
+        )
 
     def _deployment(self, deployment: Obj) -> None:
         meta, spec = deployment["metadata"], deployment["spec"]
@@ -246,7 +266,9 @@ class WorkloadController:
         desired = int(spec.get("replicas", 1))
         all_rs = self._replicasets_of(deployment)
         pod_hash = revisions.template_hash(spec["template"])
-        new = next((rs for rs in all_rs if rs["metadata"].get("labels", {}).get(revisions.HASH_LABEL) == pod_hash), None)
+        new = next(
+            (rs for rs in all_rs if rs["metadata"].get("labels", {}).get(revisions.HASH_LABEL) == pod_hash), None
+        )
         max_revision = max((_revision(rs) for rs in all_rs), default=0)
         paused = bool(spec.get("paused"))
         created = False
@@ -255,8 +277,12 @@ class WorkloadController:
             new, _ = self.store.put_many([new])[0]
             all_rs.append(new)
             created = True
-            self._event(deployment, "Normal", "ScalingReplicaSet",
-                        f"Created new replica set {new['metadata']['name']} (revision {max_revision + 1})")
+            self._event(
+                deployment,
+                "Normal",
+                "ScalingReplicaSet",
+                f"Created new replica set {new['metadata']['name']} (revision {max_revision + 1})",
+            )
         elif new is not None and _revision(new) < max_revision and not paused:
             # The template went back to an older revision (undo, rollback): it becomes the newest.
             new["metadata"]["annotations"][revisions.REVISION_ANNOTATION] = str(max_revision + 1)
@@ -267,7 +293,8 @@ class WorkloadController:
         strategy = spec.get("strategy") or {}
         rolling_update = strategy.get("rollingUpdate") or {}
         surge, unavailable = rolling.resolve_fenceposts(
-            rolling_update.get("maxSurge", "25%"), rolling_update.get("maxUnavailable", "25%"), desired)
+            rolling_update.get("maxSurge", "25%"), rolling_update.get("maxUnavailable", "25%"), desired
+        )
         if strategy.get("type") == "Recreate":
             surge, unavailable = 0, desired
 
@@ -300,41 +327,56 @@ class WorkloadController:
             available=sum(v.available for v in views),
         )
         before = revisions.Counts(
-            replicas=int(status.get("replicas", 0)), updated=int(status.get("updatedReplicas", 0)),
-            ready=int(status.get("readyReplicas", 0)), available=int(status.get("availableReplicas", 0)),
+            replicas=int(status.get("replicas", 0)),
+            updated=int(status.get("updatedReplicas", 0)),
+            ready=int(status.get("readyReplicas", 0)),
+            available=int(status.get("availableReplicas", 0)),
         )
         now_ts = time.time()
         now = revisions.rfc3339(now_ts)
         conditions = {c["type"]: c for c in status.get("conditions", [])}
         conditions["Available"] = revisions.available_condition(
-            counts.available, desired, unavailable, now, conditions.get("Available"))
+            counts.available, desired, unavailable, now, conditions.get("Available")
+        )
         conditions["Progressing"] = revisions.progressing_condition(
             rs_name=new["metadata"]["name"] if new else meta["name"],
-            complete=complete, created=created, progressed=revisions.made_progress(before, counts),
-            paused=paused, deadline_seconds=int(spec.get("progressDeadlineSeconds", 600)),
-            now_ts=now_ts, now=now, old=conditions.get("Progressing"),
+            complete=complete,
+            created=created,
+            progressed=revisions.made_progress(before, counts),
+            paused=paused,
+            deadline_seconds=int(spec.get("progressDeadlineSeconds", 600)),
+            now_ts=now_ts,
+            now=now,
+            old=conditions.get("Progressing"),
         )
         rolled_back = conditions.get("RolledBack")
         if rolled_back is not None and int(meta.get("generation", 1)) > int(
-                meta.get("annotations", {}).get(ROLLBACK_GENERATION, "0")):
+            meta.get("annotations", {}).get(ROLLBACK_GENERATION, "0")
+        ):
             del conditions["RolledBack"]  # the user started a new rollout since
-        status.update({
-            "observedGeneration": meta.get("generation", 1),
-            "replicas": counts.replicas,
-            "updatedReplicas": counts.updated,
-            "readyReplicas": counts.ready,
-            "availableReplicas": counts.available,
-            "unavailableReplicas": max(0, desired - counts.available),
-            "conditions": [conditions[k] for k in ("Available", "Progressing", "RolledBack") if k in conditions],
-        })
+        status.update(
+            {
+                "observedGeneration": meta.get("generation", 1),
+                "replicas": counts.replicas,
+                "updatedReplicas": counts.updated,
+                "readyReplicas": counts.ready,
+                "availableReplicas": counts.available,
+                "unavailableReplicas": max(0, desired - counts.available),
+                "conditions": [conditions[k] for k in ("Available", "Progressing", "RolledBack") if k in conditions],
+            }
+        )
         if new is not None:
             status["currentRevision"] = _revision(new)
             status["failedPods"] = self._failures(new)
         if complete and new is not None and new["metadata"]["annotations"].get(HEALTHY_ANNOTATION) != "true":
             new["metadata"]["annotations"][HEALTHY_ANNOTATION] = "true"
             self.store.put_many([new])
-            self._event(deployment, "Normal", "RolloutComplete",
-                        f"revision {_revision(new)} is available ({desired}/{desired} replicas)")
+            self._event(
+                deployment,
+                "Normal",
+                "RolloutComplete",
+                f"revision {_revision(new)} is available ({desired}/{desired} replicas)",
+            )
         self.store.put_status(ObjectKey.of(deployment), status)
         if new is not None and not complete and not paused:
             self._maybe_roll_back(deployment, new, old_rs, conditions["Progressing"], desired)
@@ -349,8 +391,7 @@ class WorkloadController:
                 total += int(status.get("restartCount", 0))
         return total
 
-    def _maybe_roll_back(self, deployment: Obj, new: Obj, old_rs: list[Obj], progressing: Obj,
-                         desired: int) -> None:
+    def _maybe_roll_back(self, deployment: Obj, new: Obj, old_rs: list[Obj], progressing: Obj, desired: int) -> None:
         meta = deployment["metadata"]
         if meta.get("annotations", {}).get(AUTO_ROLLBACK, "true").lower() == "false":
             return
@@ -368,8 +409,12 @@ class WorkloadController:
             return
         healthy = [rs for rs in old_rs if rs["metadata"].get("annotations", {}).get(HEALTHY_ANNOTATION) == "true"]
         if not healthy:
-            self._event(deployment, "Warning", "RollbackImpossible",
-                        f"revision {_revision(new)} failed ({why}) and no earlier revision was ever healthy")
+            self._event(
+                deployment,
+                "Warning",
+                "RollbackImpossible",
+                f"revision {_revision(new)} failed ({why}) and no earlier revision was ever healthy",
+            )
             return
         target = max(healthy, key=_revision)
         failed_revision = _revision(new)
@@ -380,15 +425,24 @@ class WorkloadController:
         generation = int(stored["metadata"].get("generation", 1))
         stored["metadata"].setdefault("annotations", {})[ROLLBACK_GENERATION] = str(generation)
         stored, _ = self.store.put_many([stored])[0]
-        message = (f"revision {failed_revision} failed ({why}); rolled back to revision "
-                   f"{_revision(target)}, which runs again as revision {failed_revision + 1}")
+        message = (
+            f"revision {failed_revision} failed ({why}); rolled back to revision "
+            f"{_revision(target)}, which runs again as revision {failed_revision + 1}"
+        )
         status = dict(stored.get("status") or {})
         conditions = [c for c in status.get("conditions", []) if c["type"] != "RolledBack"]
-        conditions.append({
-            "type": "RolledBack", "status": "True", "reason": reason, "message": message,
-            "lastUpdateTime": revisions.rfc3339(time.time()), "lastTransitionTime": revisions.rfc3339(time.time()),
-            "failedRevision": failed_revision, "restoredRevision": _revision(target),
-        })
+        conditions.append(
+            {
+                "type": "RolledBack",
+                "status": "True",
+                "reason": reason,
+                "message": message,
+                "lastUpdateTime": revisions.rfc3339(time.time()),
+                "lastTransitionTime": revisions.rfc3339(time.time()),
+                "failedRevision": failed_revision,
+                "restoredRevision": _revision(target),
+            }
+        )
         status["conditions"] = conditions
         self.store.put_status(ObjectKey.of(stored), status)
         self._event(deployment, "Warning", "RolledBack", message)
@@ -399,4 +453,3 @@ class WorkloadController:
         idle.sort(key=_revision)
         for rs in idle[: max(0, len(idle) - limit)]:
             self.store.delete(ObjectKey.of(rs))
-

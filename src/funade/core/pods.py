@@ -21,7 +21,9 @@ __all__ = [
 Obj = dict[str, Any]
 
 
-def effective_ids(pod_sc: Mapping[str, Any] | None, sc: Mapping[str, Any] | None) -> tuple[int | None, int | None, bool]:
+def effective_ids(
+    pod_sc: Mapping[str, Any] | None, sc: Mapping[str, Any] | None
+) -> tuple[int | None, int | None, bool]:
     """The (runAsUser, runAsGroup, runAsNonRoot) a container runs with.
 
     The container's securityContext wins over the pod's, field by field.
@@ -105,8 +107,12 @@ def conditions(init_done: bool, statuses: Sequence[Obj], previous: Sequence[Obj]
     message = "" if ready else f"containers with unready status: [{' '.join(not_ready)}]"
     wanted = [
         ("PodScheduled", True, "", ""),
-        ("Initialized", init_done, "" if init_done else "ContainersNotInitialized",
-         "" if init_done else "containers with incomplete status"),
+        (
+            "Initialized",
+            init_done,
+            "" if init_done else "ContainersNotInitialized",
+            "" if init_done else "containers with incomplete status",
+        ),
         ("ContainersReady", ready, reason_ready, message),
         ("Ready", ready, reason_ready, message),
     ]

@@ -46,7 +46,7 @@ def template_hash(template: Obj) -> str:
 
 def without_hash(template: Obj) -> Obj:
     """The template without the pod-template-hash label funade adds to revisions."""
-    copy = json.loads(json.dumps(template))
+    copy: Obj = json.loads(json.dumps(template))
     labels = copy.get("metadata", {}).get("labels")
     if labels and HASH_LABEL in labels:
         del labels[HASH_LABEL]
@@ -83,8 +83,7 @@ def made_progress(before: Counts, after: Counts) -> bool:
     )
 
 
-def _condition(kind: str, status: str, reason: str, message: str, now: str, old: Obj | None,
-               touch: bool) -> Obj:
+def _condition(kind: str, status: str, reason: str, message: str, now: str, old: Obj | None, touch: bool) -> Obj:
     same = old is not None and old.get("status") == status
     return {
         "type": kind,
@@ -99,10 +98,18 @@ def _condition(kind: str, status: str, reason: str, message: str, now: str, old:
 def available_condition(available: int, desired: int, max_unavailable: int, now: str, old: Obj | None) -> Obj:
     """The Available condition: at least ``desired - maxUnavailable`` pods available."""
     if available >= desired - max_unavailable:
-        return _condition("Available", "True", "MinimumReplicasAvailable",
-                          "Deployment has minimum availability.", now, old, False)
-    return _condition("Available", "False", "MinimumReplicasUnavailable",
-                      "Deployment does not have minimum availability.", now, old, False)
+        return _condition(
+            "Available", "True", "MinimumReplicasAvailable", "Deployment has minimum availability.", now, old, False
+        )
+    return _condition(
+        "Available",
+        "False",
+        "MinimumReplicasUnavailable",
+        "Deployment does not have minimum availability.",
+        now,
+        old,
+        False,
+    )
 
 
 def progressing_condition(
@@ -135,19 +142,38 @@ def progressing_condition(
     if complete:
         if old and old.get("reason") == "NewReplicaSetAvailable":
             return old
-        return _condition("Progressing", "True", "NewReplicaSetAvailable",
-                          f'ReplicaSet "{rs_name}" has successfully progressed.', now, old, True)
+        return _condition(
+            "Progressing",
+            "True",
+            "NewReplicaSetAvailable",
+            f'ReplicaSet "{rs_name}" has successfully progressed.',
+            now,
+            old,
+            True,
+        )
     if created:
-        return _condition("Progressing", "True", "NewReplicaSetCreated",
-                          f'Created new replica set "{rs_name}"', now, old, True)
-    if progressed or old is None or old.get("reason") in ("NewReplicaSetAvailable", "DeploymentPaused",
-                                                        "DeploymentResumed"):
-        return _condition("Progressing", "True", "ReplicaSetUpdated",
-                          f'ReplicaSet "{rs_name}" is progressing.', now, old, True)
+        return _condition(
+            "Progressing", "True", "NewReplicaSetCreated", f'Created new replica set "{rs_name}"', now, old, True
+        )
+    if (
+        progressed
+        or old is None
+        or old.get("reason") in ("NewReplicaSetAvailable", "DeploymentPaused", "DeploymentResumed")
+    ):
+        return _condition(
+            "Progressing", "True", "ReplicaSetUpdated", f'ReplicaSet "{rs_name}" is progressing.', now, old, True
+        )
     if old.get("reason") == "ProgressDeadlineExceeded":
         return old
     last = parse_time(old.get("lastUpdateTime", now))
     if now_ts - last > deadline_seconds:
-        return _condition("Progressing", "False", "ProgressDeadlineExceeded",
-                          f'ReplicaSet "{rs_name}" has timed out progressing.', now, old, True)
+        return _condition(
+            "Progressing",
+            "False",
+            "ProgressDeadlineExceeded",
+            f'ReplicaSet "{rs_name}" has timed out progressing.',
+            now,
+            old,
+            True,
+        )
     return old

@@ -81,9 +81,7 @@ def _new_replicas(desired: int, surge: int, new: Revision, old: list[Revision]) 
     return new.replicas + scale_up
 
 
-def rolling_step(
-    desired: int, surge: int, unavailable: int, new: Revision, old: list[Revision]
-) -> list[Scale]:
+def rolling_step(desired: int, surge: int, unavailable: int, new: Revision, old: list[Revision]) -> list[Scale]:
     """The next decisions of a RollingUpdate sync.
 
     Args:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from funade.core import manifests, objects, revisions, selectors
-from funade.engine.ports import Event, ObjectKey, Store
+from funade.core.ports import Event, ObjectKey, Store
 
 __all__ = [
     "CLUSTER_SCOPED",
@@ -27,26 +27,59 @@ __all__ = [
 
 Obj = dict[str, Any]
 
-CLUSTER_SCOPED = frozenset({
-    "Namespace", "Node", "PersistentVolume", "StorageClass", "ClusterRole", "ClusterRoleBinding",
-    "CustomResourceDefinition", "PriorityClass", "ClusterAnalysisTemplate", "IngressClass",
-    "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration", "RuntimeClass",
-})
+CLUSTER_SCOPED = frozenset(
+    {
+        "Namespace",
+        "Node",
+        "PersistentVolume",
+        "StorageClass",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "CustomResourceDefinition",
+        "PriorityClass",
+        "ClusterAnalysisTemplate",
+        "IngressClass",
+        "MutatingWebhookConfiguration",
+        "ValidatingWebhookConfiguration",
+        "RuntimeClass",
+    }
+)
 
 _ALIASES = {
-    "po": "Pod", "pod": "Pod", "pods": "Pod",
-    "deploy": "Deployment", "deployment": "Deployment", "deployments": "Deployment",
-    "rs": "ReplicaSet", "replicaset": "ReplicaSet", "replicasets": "ReplicaSet",
-    "ns": "Namespace", "namespace": "Namespace", "namespaces": "Namespace",
-    "cm": "ConfigMap", "configmap": "ConfigMap", "configmaps": "ConfigMap",
-    "secret": "Secret", "secrets": "Secret",
-    "svc": "Service", "service": "Service", "services": "Service",
-    "hpa": "HorizontalPodAutoscaler", "horizontalpodautoscaler": "HorizontalPodAutoscaler",
-    "pdb": "PodDisruptionBudget", "poddisruptionbudget": "PodDisruptionBudget",
-    "netpol": "NetworkPolicy", "networkpolicy": "NetworkPolicy", "networkpolicies": "NetworkPolicy",
-    "sa": "ServiceAccount", "serviceaccount": "ServiceAccount",
-    "ing": "Ingress", "ingress": "Ingress",
-    "rollout": "Rollout", "rollouts": "Rollout", "ro": "Rollout",
+    "po": "Pod",
+    "pod": "Pod",
+    "pods": "Pod",
+    "deploy": "Deployment",
+    "deployment": "Deployment",
+    "deployments": "Deployment",
+    "rs": "ReplicaSet",
+    "replicaset": "ReplicaSet",
+    "replicasets": "ReplicaSet",
+    "ns": "Namespace",
+    "namespace": "Namespace",
+    "namespaces": "Namespace",
+    "cm": "ConfigMap",
+    "configmap": "ConfigMap",
+    "configmaps": "ConfigMap",
+    "secret": "Secret",
+    "secrets": "Secret",
+    "svc": "Service",
+    "service": "Service",
+    "services": "Service",
+    "hpa": "HorizontalPodAutoscaler",
+    "horizontalpodautoscaler": "HorizontalPodAutoscaler",
+    "pdb": "PodDisruptionBudget",
+    "poddisruptionbudget": "PodDisruptionBudget",
+    "netpol": "NetworkPolicy",
+    "networkpolicy": "NetworkPolicy",
+    "networkpolicies": "NetworkPolicy",
+    "sa": "ServiceAccount",
+    "serviceaccount": "ServiceAccount",
+    "ing": "Ingress",
+    "ingress": "Ingress",
+    "rollout": "Rollout",
+    "rollouts": "Rollout",
+    "ro": "Rollout",
 }
 
 
@@ -111,8 +144,11 @@ class Workloads:
     def _get(self, key: ObjectKey) -> Obj:
         obj = self.store.get(key)
         if obj is None:
-            raise WorkloadError(f'{key.kind.lower()}s "{key.name}" not found'
-                                + (f" in namespace {key.namespace}" if key.namespace else ""), 404)
+            raise WorkloadError(
+                f'{key.kind.lower()}s "{key.name}" not found'
+                + (f" in namespace {key.namespace}" if key.namespace else ""),
+                404,
+            )
         return obj
 
     def ensure_default_namespace(self) -> None:
@@ -139,15 +175,23 @@ class Workloads:
             if key in seen:
                 raise WorkloadError(f"{key} appears twice in the input")
             seen.add(key)
-            if key.namespace and key.namespace not in batch_namespaces and \
-                    self.store.get(ObjectKey("Namespace", "", key.namespace)) is None:
-                raise WorkloadError(f'{key}: namespaces "{key.namespace}" not found '
-                                    f"(create it first, or add a Namespace object to the input)", 404)
+            if (
+                key.namespace
+                and key.namespace not in batch_namespaces
+                and self.store.get(ObjectKey("Namespace", "", key.namespace)) is None
+            ):
+                raise WorkloadError(
+                    f'{key}: namespaces "{key.namespace}" not found '
+                    f"(create it first, or add a Namespace object to the input)",
+                    404,
+                )
             self._check_update(obj, self.store.get(key))
             prepared.append(obj)
         if dry_run:
-            return [ApplyResult(ObjectKey.of(o), self._dry_action(o) + " (dry run)",
-                                o["kind"] in objects.RUNNABLE_KINDS) for o in prepared]
+            return [
+                ApplyResult(ObjectKey.of(o), self._dry_action(o) + " (dry run)", o["kind"] in objects.RUNNABLE_KINDS)
+                for o in prepared
+            ]
         stored = self.store.put_many(prepared)
         results = []
         for obj, action in stored:
@@ -161,8 +205,9 @@ class Workloads:
         old = self.store.get(ObjectKey.of(obj))
         if old is None:
             return "created"
-        same = {k: v for k, v in old.items() if k not in ("metadata", "status")} == \
-            {k: v for k, v in obj.items() if k not in ("metadata", "status")}
+        same = {k: v for k, v in old.items() if k not in ("metadata", "status")} == {
+            k: v for k, v in obj.items() if k not in ("metadata", "status")
+        }
         return "unchanged" if same and old["metadata"].get("labels") == obj["metadata"].get("labels") else "configured"
 
     @staticmethod
@@ -177,19 +222,25 @@ class Workloads:
             for spec in (old_spec, new_spec):
                 spec["containers"] = [{k: v for k, v in c.items() if k != "image"} for c in spec["containers"]]
             if old_spec != new_spec:
-                raise WorkloadError(f'Pod "{key.name}" is invalid: spec: Forbidden: pod updates may not change '
-                                    "fields other than spec.containers[*].image (delete and re-create it)")
+                raise WorkloadError(
+                    f'Pod "{key.name}" is invalid: spec: Forbidden: pod updates may not change '
+                    "fields other than spec.containers[*].image (delete and re-create it)"
+                )
         if key.kind in ("Deployment", "ReplicaSet") and old["spec"].get("selector") != new["spec"].get("selector"):
             raise WorkloadError(f'{key.kind} "{key.name}" is invalid: spec.selector: field is immutable')
-        if key.kind in ("ConfigMap", "Secret") and old.get("immutable") and \
-                ({k: old.get(k) for k in ("data", "binaryData")} != {k: new.get(k) for k in ("data", "binaryData")}):
-            raise WorkloadError(f'{key.kind} "{key.name}" is invalid: data: Forbidden: field is immutable '
-                                "when `immutable` is set")
+        if (
+            key.kind in ("ConfigMap", "Secret")
+            and old.get("immutable")
+            and ({k: old.get(k) for k in ("data", "binaryData")} != {k: new.get(k) for k in ("data", "binaryData")})
+        ):
+            raise WorkloadError(
+                f'{key.kind} "{key.name}" is invalid: data: Forbidden: field is immutable when `immutable` is set'
+            )
 
     # -- reads ----------------------------------------------------------------------
 
-    def list(self, kind: str, namespace: str | None, selector: str | None) -> list[Obj]:
-        items = self.store.list(kind, None if kind in CLUSTER_SCOPED else namespace)
+    def select(self, kind: str, namespace: str | None, selector: str | None) -> list[Obj]:
+        items = self.store.list_objects(kind, None if kind in CLUSTER_SCOPED else namespace)
         if selector:
             match = selectors.parse_selector(selector)
             items = [o for o in items if match.matches(o.get("metadata", {}).get("labels") or {})]
@@ -205,7 +256,7 @@ class Workloads:
             if key.name == "default":
                 raise WorkloadError('namespace "default" cannot be deleted', 403)
             for kind in self._kinds():
-                for obj in self.store.list(kind, key.name):
+                for obj in self.store.list_objects(kind, key.name):
                     inner = ObjectKey.of(obj)
                     self.store.delete(inner)
                     deleted.append(inner)
@@ -255,28 +306,35 @@ class Workloads:
         deployment = self._deployment(key)
         uid = deployment["metadata"]["uid"]
         result = []
-        for rs in self.store.list("ReplicaSet", key.namespace):
+        for rs in self.store.list_objects("ReplicaSet", key.namespace):
             if not any(ref.get("uid") == uid for ref in rs["metadata"].get("ownerReferences") or []):
                 continue
             annotations = rs["metadata"].get("annotations") or {}
             template = rs["spec"]["template"]
-            result.append({
-                "revision": int(annotations.get(revisions.REVISION_ANNOTATION, "0")),
-                "replicaSet": rs["metadata"]["name"],
-                "changeCause": (template.get("metadata", {}).get("annotations") or {}).get("kubernetes.io/change-cause", ""),
-                "images": [c["image"] for c in template["spec"]["containers"]],
-                "healthy": annotations.get("funade.io/healthy") == "true",
-                "replicas": rs["spec"].get("replicas", 0),
-                "template": template,
-            })
+            result.append(
+                {
+                    "revision": int(annotations.get(revisions.REVISION_ANNOTATION, "0")),
+                    "replicaSet": rs["metadata"]["name"],
+                    "changeCause": (template.get("metadata", {}).get("annotations") or {}).get(
+                        "kubernetes.io/change-cause", ""
+                    ),
+                    "images": [c["image"] for c in template["spec"]["containers"]],
+                    "healthy": annotations.get("funade.io/healthy") == "true",
+                    "replicas": rs["spec"].get("replicas", 0),
+                    "template": template,
+                }
+            )
         return sorted(result, key=lambda r: int(r["revision"]))
 
     def undo(self, key: ObjectKey, to_revision: int | None) -> tuple[Obj, int]:
         """`kubectl rollout undo`: re-apply an old revision's template (it gets a new number)."""
         deployment = self._deployment(key)
         if deployment["spec"].get("paused"):
-            raise WorkloadError(f'you cannot rollback a paused deployment; resume it first with '
-                                f'"funade rollout resume deployment/{key.name}" and try again', 409)
+            raise WorkloadError(
+                f"you cannot rollback a paused deployment; resume it first with "
+                f'"funade rollout resume deployment/{key.name}" and try again',
+                409,
+            )
         history = self.history(key)
         if not history:
             raise WorkloadError(f'no rollout history found for deployment "{key.name}"', 404)
@@ -295,5 +353,7 @@ class Workloads:
         if revisions.template_hash(template) == current:
             return deployment, int(target["revision"])
         stored = self._update_spec(key, lambda o: o["spec"].__setitem__("template", template))
-        self._event(key, "Normal", "DeploymentRollback", f"Rolled back deployment {key.name} to revision {target['revision']}")
+        self._event(
+            key, "Normal", "DeploymentRollback", f"Rolled back deployment {key.name} to revision {target['revision']}"
+        )
         return stored, int(target["revision"])

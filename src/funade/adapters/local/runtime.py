@@ -37,7 +37,7 @@ from funade.adapters.docker import (
 )
 from funade.core import quantity
 
-__all__ = ["ContainerRun", "LocalRuntime", "Sandbox"]
+__all__ = ["ContainerRun", "LocalRuntime", "Sandbox", "instance_id"]
 
 Obj = dict[str, Any]
 
@@ -82,6 +82,22 @@ class ContainerRun:
     info: ContainerInfo
 
 
+def instance_id(home: Path) -> str:
+    """This funade home's identity, written on every container it creates.
+
+    Two servers with different homes on one Docker Engine never adopt or collect each
+    other's pods.
+    """
+    path = home / "instance-id"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        home.mkdir(parents=True, exist_ok=True)
+        value = os.urandom(6).hex()
+        path.write_text(value)
+        return value
+
+
 def _ts(value: datetime | None) -> float | None:
     return None if value is None else value.timestamp()
 
@@ -96,6 +112,7 @@ class LocalRuntime:
     def __init__(self, docker: DockerClient, home: Path, network: str = NETWORK) -> None:
         self.docker = docker
         self.home = home
+        self.instance = instance_id(home)
         self.network = network
         self._http = httpx.AsyncClient(follow_redirects=False)
 
@@ -110,22 +127,22 @@ class LocalRuntime:
         try:
             await self.docker.inspect_network(self.network)
         except NotFound:
-            await self.docker.create_network(self.network, labels={MANAGED: "true"})
+            await self.docker.create_network(self.network, labels={MANAGED: self.instance})
         if not await self.docker.image_exists(PAUSE_IMAGE):
             await self._import_pause_image()
 
     async def _import_pause_image(self) -> None:
         busybox = shutil.which("busybox") or "/bin/busybox"
         if not Path(busybox).exists():
-            raise RuntimeError(
-                "busybox-static is needed to make funade's pause image: apt-get install busybox-static"
-            )
+            raise RuntimeError("busybox-static is needed to make funade's pause image: apt-get install busybox-static")
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w") as tar:
             tar.add(busybox, arcname="bin/busybox")
         repo, tag = PAUSE_IMAGE.rsplit(":", 1)
         await self.docker.import_image(
-            buf.getvalue(), repo, tag,
+            buf.getvalue(),
+            repo,
+            tag,
             changes=[f'CMD ["/bin/busybox", "sh", "-c", "{_PAUSE_SCRIPT}"]', "USER 65535:65535"],
         )
 
@@ -134,9 +151,7 @@ class LocalRuntime:
     async def sandboxes(self) -> list[Sandbox]:
         """Every pod sandbox funade created, running or not."""
         result: list[Sandbox] = []
-        for summary in await self.docker.list_containers(
-            all=True, labels={MANAGED: "true", ROLE: "sandbox"}
-        ):
+        for summary in await self.docker.list_containers(all=True, labels={MANAGED: self.instance, ROLE: "sandbox"}):
             try:
                 pod = json.loads(summary.labels[POD_OBJECT])
             except (KeyError, ValueError):
@@ -160,24 +175,32 @@ class LocalRuntime:
             return None
         net = info.networks.get(self.network)
         return Sandbox(
-            info.id, json.loads(info.labels[POD_OBJECT]), info.state.running,
-            net.ip_address if net else "", _ts(info.created) or time.time(),
+            info.id,
+            json.loads(info.labels[POD_OBJECT]),
+            info.state.running,
+            net.ip_address if net else "",
+            _ts(info.created) or time.time(),
         )
 
     async def runs(self, pod_uid: str) -> list[ContainerRun]:
         """Every container run of a pod, oldest first."""
         runs: list[ContainerRun] = []
         for summary in await self.docker.list_containers(
-            all=True, labels={MANAGED: "true", ROLE: "container", POD_UID: pod_uid}
+            all=True, labels={MANAGED: self.instance, ROLE: "container", POD_UID: pod_uid}
         ):
             try:
                 info = await self.docker.inspect_container(summary.id)
             except NotFound:
                 continue
-            runs.append(ContainerRun(
-                info.id, info.labels[CONTAINER], info.labels.get(CONTAINER_KIND, "app"),
-                int(info.labels.get(RESTARTS, "0")), info,
-            ))
+            runs.append(
+                ContainerRun(
+                    info.id,
+                    info.labels[CONTAINER],
+                    info.labels.get(CONTAINER_KIND, "app"),
+                    int(info.labels.get(RESTARTS, "0")),
+                    info,
+                )
+            )
         runs.sort(key=lambda r: (r.restarts, _ts(r.info.created) or 0.0))
         return runs
 
@@ -185,9 +208,7 @@ class LocalRuntime:
         """Containers of pods that no longer have a sandbox."""
         return [
             s.id
-            for s in await self.docker.list_containers(
-                all=True, labels={MANAGED: "true", ROLE: "container"}
-            )
+            for s in await self.docker.list_containers(all=True, labels={MANAGED: self.instance, ROLE: "container"})
             if s.labels.get(POD_UID) not in known_uids
         ]
 
@@ -200,8 +221,12 @@ class LocalRuntime:
             name=f"funade_{_name_part(meta['namespace'])}_{meta['name']}_{meta['uid'][:8]}_pause",
             image=PAUSE_IMAGE,
             labels={
-                MANAGED: "true", ROLE: "sandbox", POD_UID: meta["uid"], POD_NAME: meta["name"],
-                POD_NAMESPACE: meta["namespace"], POD_OBJECT: json.dumps(pod, separators=(",", ":")),
+                MANAGED: self.instance,
+                ROLE: "sandbox",
+                POD_UID: meta["uid"],
+                POD_NAME: meta["name"],
+                POD_NAMESPACE: meta["namespace"],
+                POD_OBJECT: json.dumps(pod, separators=(",", ":")),
             },
             hostname=str(pod["spec"].get("hostname") or meta["name"])[:63],
             network_mode=self.network,
@@ -242,8 +267,15 @@ class LocalRuntime:
         await self.docker.pull(image)
 
     async def create_run(
-        self, pod: Obj, sandbox: Sandbox, container: Obj, kind: str, restarts: int,
-        env: list[str], mounts: list[Mount], user: str | None,
+        self,
+        pod: Obj,
+        sandbox: Sandbox,
+        container: Obj,
+        kind: str,
+        restarts: int,
+        env: list[str],
+        mounts: list[Mount],
+        user: str | None,
     ) -> ContainerRun:
         """Create and start one run of ``container`` inside the pod's sandbox."""
         meta = pod["metadata"]
@@ -264,10 +296,7 @@ class LocalRuntime:
             groups.append(str(pod_sc["fsGroup"]))
         memory = quantity.memory_bytes(limits["memory"]) if "memory" in limits else None
         grace = int(spec.get("terminationGracePeriodSeconds", 30))
-        name = (
-            f"funade_{_name_part(meta['namespace'])}_{meta['name']}_{meta['uid'][:8]}_"
-            f"{container['name']}_{restarts}"
-        )
+        name = f"funade_{_name_part(meta['namespace'])}_{meta['name']}_{meta['uid'][:8]}_{container['name']}_{restarts}"
         # A leftover of a crash between create and start.
         await self.docker.remove(name, force=True, missing_ok=True)
         docker_spec = ContainerSpec(
@@ -277,9 +306,14 @@ class LocalRuntime:
             cmd=container.get("args") if container.get("command") or container.get("args") else None,
             env=env,
             labels={
-                MANAGED: "true", ROLE: "container", POD_UID: meta["uid"], POD_NAME: meta["name"],
-                POD_NAMESPACE: meta["namespace"], CONTAINER: container["name"],
-                CONTAINER_KIND: kind, RESTARTS: str(restarts),
+                MANAGED: self.instance,
+                ROLE: "container",
+                POD_UID: meta["uid"],
+                POD_NAME: meta["name"],
+                POD_NAMESPACE: meta["namespace"],
+                CONTAINER: container["name"],
+                CONTAINER_KIND: kind,
+                RESTARTS: str(restarts),
             },
             user=user,
             working_dir=container.get("workingDir"),
@@ -353,8 +387,9 @@ class LocalRuntime:
                     opts = {"type": "tmpfs", "device": "tmpfs", "o": "mode=1777"}
                     if size:
                         opts["o"] += f",size={quantity.memory_bytes(size)}"
-                    await self.docker.create_volume(vol_name, labels={MANAGED: "true", POD_UID: uid},
-                                                    driver_opts=opts)
+                    await self.docker.create_volume(
+                        vol_name, labels={MANAGED: self.instance, POD_UID: uid}, driver_opts=opts
+                    )
                     result[name] = ("volume", vol_name)
                     continue
                 target.mkdir(parents=True, exist_ok=True)
@@ -428,4 +463,3 @@ class LocalRuntime:
         if result.exit_code == 0:
             return True, ""
         return False, f"command {command!r} exited with {result.exit_code}: {result.text.strip()[:200]}"
-

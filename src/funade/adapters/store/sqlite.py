@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from funade.engine.ports import Event, ObjectKey
+from funade.core.ports import Event, ObjectKey
 
 __all__ = ["SqliteStore"]
 
@@ -44,8 +44,7 @@ def now_rfc3339() -> str:
 
 def _comparable(obj: Obj) -> Obj:
     """The parts of an object a user controls (what decides 'unchanged')."""
-    meta = {k: v for k, v in obj.get("metadata", {}).items()
-            if k in ("labels", "annotations", "ownerReferences")}
+    meta = {k: v for k, v in obj.get("metadata", {}).items() if k in ("labels", "annotations", "ownerReferences")}
     rest = {k: v for k, v in obj.items() if k not in ("metadata", "status")}
     return {"metadata": meta, **rest}
 
@@ -66,8 +65,7 @@ class SqliteStore:
 
     def _next_version(self) -> int:
         self._db.execute(
-            "INSERT INTO counters VALUES ('resourceVersion', 1) "
-            "ON CONFLICT(name) DO UPDATE SET value = value + 1"
+            "INSERT INTO counters VALUES ('resourceVersion', 1) ON CONFLICT(name) DO UPDATE SET value = value + 1"
         )
         row = self._db.execute("SELECT value FROM counters WHERE name='resourceVersion'").fetchone()
         return int(row[0])
@@ -80,7 +78,7 @@ class SqliteStore:
             ).fetchone()
         return json.loads(row[0]) if row else None
 
-    def list(self, kind: str, namespace: str | None = None) -> list[Obj]:
+    def list_objects(self, kind: str, namespace: str | None = None) -> list[Obj]:
         with self._lock:
             if namespace is None:
                 rows = self._db.execute(
@@ -186,19 +184,27 @@ class SqliteStore:
                 (event.namespace, event.kind, event.name, event.reason, event.message),
             ).fetchone()
             if row is not None:
-                self._db.execute("UPDATE events SET count=?, time=? WHERE id=?",
-                                 (int(row[1]) + 1, event.time, row[0]))
+                self._db.execute("UPDATE events SET count=?, time=? WHERE id=?", (int(row[1]) + 1, event.time, row[0]))
             else:
                 self._db.execute(
                     "INSERT INTO events (time, namespace, kind, name, type, reason, message, count) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (event.time, event.namespace, event.kind, event.name, event.type,
-                     event.reason, event.message, event.count),
+                    (
+                        event.time,
+                        event.namespace,
+                        event.kind,
+                        event.name,
+                        event.type,
+                        event.reason,
+                        event.message,
+                        event.count,
+                    ),
                 )
             self._db.execute("DELETE FROM events WHERE time < ?", (time.time() - 3600 * 24,))
 
-    def events(self, namespace: str | None = None, kind: str | None = None,
-               name: str | None = None, limit: int = 200) -> list[Event]:
+    def events(
+        self, namespace: str | None = None, kind: str | None = None, name: str | None = None, limit: int = 200
+    ) -> list[Event]:
         clauses, params = [], []
         for column, value in (("namespace", namespace), ("kind", kind), ("name", name)):
             if value is not None:
@@ -208,6 +214,7 @@ class SqliteStore:
         with self._lock:
             rows = self._db.execute(
                 f"SELECT time, namespace, kind, name, type, reason, message, count FROM events "
-                f"{where} ORDER BY time DESC LIMIT ?", (*params, limit),
+                f"{where} ORDER BY time DESC LIMIT ?",
+                (*params, limit),
             ).fetchall()
         return [Event(*r) for r in reversed(rows)]
