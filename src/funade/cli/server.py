@@ -17,14 +17,14 @@ import time
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
+from funade.cli import consoles
 from funade.cli.client import DEFAULT_ADDRESS, ApiError, Client, funade_home
 
 __all__ = ["register"]
 
-console = Console()
-err = Console(stderr=True)
+console = consoles.out
+err = consoles.err
 
 
 def _pid_file(home: Path) -> Path:

@@ -15,12 +15,12 @@ from typing import Any
 
 import typer
 import yaml
-from rich.console import Console, Group
+from rich.console import Group
 from rich.live import Live
 from rich.text import Text
 
 from funade.adapters import kustomize
-from funade.cli import render
+from funade.cli import consoles, render
 from funade.cli.client import ApiError, Client
 from funade.core import manifests
 from funade.engine import workloads
@@ -28,8 +28,8 @@ from funade.engine import workloads
 __all__ = ["register"]
 
 Obj = dict[str, Any]
-console = Console()
-err = Console(stderr=True)
+console = consoles.out
+err = consoles.err
 
 _GROUPS = {"Deployment": "deployment.apps", "ReplicaSet": "replicaset.apps", "Rollout": "rollout.argoproj.io"}
 
@@ -157,9 +157,12 @@ def get(
     selector: str | None = typer.Option(None, "-l", "--selector"),
     output: str = OutputOpt,
 ) -> None:
-    """List objects, or show one."""
-    kind, name = _ref(kind, name)
+    """List objects, or show one (`all` lists pods, services, deployments and replica sets)."""
     client = _client()
+    if kind.lower() == "all" and not name:
+        _get_all(client, namespace, all_namespaces, selector, output)
+        return
+    kind, name = _ref(kind, name)
     if name:
         obj = _call(client.get, f"/v1/objects/{kind}/{namespace}/{name}")
         if output in ("json", "yaml"):
@@ -187,6 +190,27 @@ def get(
         err.print(f"No resources found{where}.")
         return
     console.print(render.object_table(kind, items, wide=output == "wide", all_namespaces=all_namespaces))
+
+
+def _get_all(client: Client, namespace: str, all_namespaces: bool, selector: str | None, output: str) -> None:
+    found: list[Obj] = []
+    printed = False
+    for kind in ("Pod", "Service", "Deployment", "ReplicaSet"):
+        data = _call(client.get, f"/v1/objects/{kind}", namespace=namespace, selector=selector,
+                     allNamespaces="true" if all_namespaces else None)
+        items = data["items"]
+        found += items
+        if not items or output in ("json", "yaml"):
+            continue
+        if printed:
+            console.print()
+        renamed = [dict(o, metadata=dict(o["metadata"], name=_display(kind, o["metadata"]["name"]))) for o in items]
+        console.print(render.object_table(kind, renamed, wide=output == "wide", all_namespaces=all_namespaces))
+        printed = True
+    if output in ("json", "yaml"):
+        _dump({"apiVersion": "v1", "kind": "List", "items": found}, output)
+    elif not printed:
+        err.print(f"No resources found{'' if all_namespaces else f' in {namespace} namespace'}.")
 
 
 def describe(

@@ -214,7 +214,11 @@ class WorkloadController:
                 "name": f"{meta['name']}-{pod_hash}",
                 "namespace": meta["namespace"],
                 "labels": dict(template["metadata"]["labels"]),
-                "annotations": {revisions.REVISION_ANNOTATION: str(revision)},
+                "annotations": {
+                    revisions.REVISION_ANNOTATION: str(revision),
+                    # kubectl shows the Deployment's change-cause at the time of the revision.
+                    **{k: v for k, v in (meta.get("annotations") or {}).items() if k == revisions.CHANGE_CAUSE},
+                },
                 "ownerReferences": [
                     {
                         "apiVersion": "apps/v1",

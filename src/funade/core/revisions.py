@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 __all__ = [
+    "CHANGE_CAUSE",
     "HASH_LABEL",
     "REVISION_ANNOTATION",
     "Counts",
@@ -28,6 +29,7 @@ __all__ = [
 
 HASH_LABEL = "pod-template-hash"
 REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
+CHANGE_CAUSE = "kubernetes.io/change-cause"
 _ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 Obj = dict[str, Any]

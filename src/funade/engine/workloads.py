@@ -260,6 +260,7 @@ class Workloads:
                     inner = ObjectKey.of(obj)
                     self.store.delete(inner)
                     deleted.append(inner)
+            self.store.delete_events(key.name)
         self.store.delete(key)
         return deleted
 
@@ -315,9 +316,7 @@ class Workloads:
                 {
                     "revision": int(annotations.get(revisions.REVISION_ANNOTATION, "0")),
                     "replicaSet": rs["metadata"]["name"],
-                    "changeCause": (template.get("metadata", {}).get("annotations") or {}).get(
-                        "kubernetes.io/change-cause", ""
-                    ),
+                    "changeCause": annotations.get(revisions.CHANGE_CAUSE, ""),
                     "images": [c["image"] for c in template["spec"]["containers"]],
                     "healthy": annotations.get("funade.io/healthy") == "true",
                     "replicas": rs["spec"].get("replicas", 0),

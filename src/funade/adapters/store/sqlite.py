@@ -202,6 +202,10 @@ class SqliteStore:
                 )
             self._db.execute("DELETE FROM events WHERE time < ?", (time.time() - 3600 * 24,))
 
+    def delete_events(self, namespace: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM events WHERE namespace=?", (namespace,))
+
     def events(
         self, namespace: str | None = None, kind: str | None = None, name: str | None = None, limit: int = 200
     ) -> list[Event]:
