@@ -118,8 +118,11 @@ class Api:
             raise workloads.WorkloadError('"objects" must be a list', 400)
         results = self.workloads.apply(items, str(body.get("namespace") or "default"), bool(body.get("dryRun")))
         self.manager.poke()
+        warnings = [] if self.manager.docker_error is None else [
+            f"objects are stored, but no pod can start: {self.manager.docker_error}"]
         return JSONResponse(
             {
+                "warnings": warnings,
                 "results": [
                     {
                         "kind": r.key.kind,

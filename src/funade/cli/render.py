@@ -28,20 +28,32 @@ Obj = dict[str, Any]
 
 
 def age(timestamp: str | None, now: float | None = None) -> str:
-    """kubectl's short age: 45s, 3m12s, 5h, 2d."""
+    """kubectl's short age (``HumanDuration``): 45s, 3m12s, 5h30m, 2d5h, 3y."""
     if not timestamp:
         return "<unknown>"
     then = datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
-    seconds = max(0, int((now if now is not None else time.time()) - then))
+    seconds = int((now if now is not None else time.time()) - then)
+    if seconds < -1:
+        return "<invalid>"
+    seconds = max(0, seconds)
+    minutes, hours, days = seconds // 60, seconds // 3600, seconds // 86400
     if seconds < 120:
         return f"{seconds}s"
-    if seconds < 600:
-        return f"{seconds // 60}m{seconds % 60}s"
-    if seconds < 3 * 3600:
-        return f"{seconds // 60}m"
-    if seconds < 48 * 3600:
-        return f"{seconds // 3600}h"
-    return f"{seconds // 86400}d"
+    if minutes < 10:
+        return f"{minutes}m" + (f"{seconds % 60}s" if seconds % 60 else "")
+    if minutes < 180:
+        return f"{minutes}m"
+    if hours < 8:
+        return f"{hours}h" + (f"{minutes % 60}m" if minutes % 60 else "")
+    if hours < 48:
+        return f"{hours}h"
+    if hours < 24 * 8:
+        return f"{days}d" + (f"{hours % 24}h" if hours % 24 else "")
+    if hours < 24 * 365 * 2:
+        return f"{days}d"
+    if hours < 24 * 365 * 8:
+        return f"{days // 365}y" + (f"{days % 365}d" if days % 365 else "")
+    return f"{days // 365}y"
 
 
 def pod_summary(pod: Obj) -> tuple[str, str, int]:
@@ -52,13 +64,15 @@ def pod_summary(pod: Obj) -> tuple[str, str, int]:
     ready = sum(1 for c in containers if c.get("ready"))
     restarts = sum(int(c.get("restartCount", 0)) for c in containers)
     reason = status.get("phase", "Pending")
-    for init in status.get("initContainerStatuses") or []:
+    inits = status.get("initContainerStatuses") or []
+    total_inits = len((pod.get("spec") or {}).get("initContainers") or inits)
+    for index, init in enumerate(inits):
         waiting = init.get("state", {}).get("waiting")
         if waiting and waiting.get("reason") not in (None, "PodInitializing"):
             reason = f"Init:{waiting['reason']}"
             break
-        if "running" in init.get("state", {}):
-            reason = "Init:0/1"
+        if "running" in init.get("state", {}) or waiting:
+            reason = f"Init:{index}/{total_inits}"
             break
     else:
         for c in containers:

@@ -134,6 +134,8 @@ def apply(
     objs = load_objects(filename, kustomize_dir, recursive)
     client = _client()
     result = _call(client.post, "/v1/apply", {"objects": objs, "namespace": namespace, "dryRun": dry_run})
+    for warning in result.get("warnings", []):
+        err.print(f"[yellow]warning:[/yellow] {warning}")
     if output == "json":
         print(json.dumps(result, indent=2))
     else:

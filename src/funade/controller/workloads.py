@@ -300,7 +300,7 @@ class WorkloadController:
             rolling_update.get("maxSurge", "25%"), rolling_update.get("maxUnavailable", "25%"), desired
         )
         if strategy.get("type") == "Recreate":
-            surge, unavailable = 0, desired
+            surge, unavailable = 0, 0  # Recreate: Available means every replica is available
 
         if new is not None:
             new_view = self._view(new)
@@ -348,6 +348,7 @@ class WorkloadController:
             created=created,
             progressed=revisions.made_progress(before, counts),
             paused=paused,
+            all_updated=counts.replicas == counts.updated,
             deadline_seconds=int(spec.get("progressDeadlineSeconds", 600)),
             now_ts=now_ts,
             now=now,

@@ -54,14 +54,14 @@ def non_root_violation(run_as_user: int | None, image_user: str) -> str | None:
             return "container's runAsUser breaks non-root policy"
         return None
     user = image_user.split(":", 1)[0].strip()
-    if user in ("", "root", "0"):
+    if user in ("", "0"):
         return "container has runAsNonRoot and image will run as root"
     if not user.isdigit():
         return f"container has runAsNonRoot and image has non-numeric user ({user}), cannot verify user is non-root"
     return None
 
 
-_REF = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.\-]*)\)")
+_REF = re.compile(r"\$\$|\$\(([-._a-zA-Z][-._a-zA-Z0-9]*)\)")
 
 
 def expand(value: str, env: Mapping[str, str]) -> str:
@@ -80,23 +80,34 @@ def expand(value: str, env: Mapping[str, str]) -> str:
 
 
 def phase(restart_policy: str, init_done: bool, statuses: Sequence[Obj]) -> str:
-    """Pod phase from its container statuses (Pending, Running, Succeeded, Failed)."""
+    """Pod phase from its container statuses, as the kubelet's ``getPhase`` decides.
+
+    A container that waits without ever having run keeps the pod Pending; one that waits
+    to restart counts as stopped.
+    """
     if not init_done or not statuses:
         return "Pending"
-    states = [s.get("state", {}) for s in statuses]
-    if any("running" in st for st in states):
+    running = waiting = stopped = succeeded = 0
+    for status in statuses:
+        state = status.get("state", {})
+        if "running" in state:
+            running += 1
+        elif "terminated" in state:
+            stopped += 1
+            succeeded += state["terminated"].get("exitCode") == 0
+        elif (status.get("lastState") or {}).get("terminated"):
+            stopped += 1
+        else:
+            waiting += 1
+    if waiting:
+        return "Pending"
+    if running:
         return "Running"
-    terminated = [st["terminated"] for st in states if "terminated" in st]
-    if len(terminated) == len(states):
-        if all(t.get("exitCode") == 0 for t in terminated):
-            return "Succeeded" if restart_policy != "Always" else "Running"
-        if restart_policy == "Never":
-            return "Failed"
+    if restart_policy == "Always":
         return "Running"
-    # Some containers wait: they never ran (Pending) or are backing off after a run.
-    if any(s.get("restartCount", 0) > 0 or ("lastState" in s and s["lastState"]) for s in statuses):
-        return "Running"
-    return "Pending"
+    if stopped == succeeded:
+        return "Succeeded"
+    return "Running" if restart_policy == "OnFailure" else "Failed"
 
 
 def conditions(init_done: bool, statuses: Sequence[Obj], previous: Sequence[Obj], now: str) -> list[Obj]:

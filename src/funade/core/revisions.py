@@ -121,6 +121,7 @@ def progressing_condition(
     created: bool,
     progressed: bool,
     paused: bool,
+    all_updated: bool = False,
     deadline_seconds: int,
     now_ts: float,
     now: str,
@@ -134,6 +135,9 @@ def progressing_condition(
         created: the new revision was created by this sync.
         progressed: the counts show progress since the last sync.
         paused: the Deployment is paused (the deadline is not checked).
+        all_updated: every existing pod belongs to the new revision. A finished rollout
+            stays finished (NewReplicaSetAvailable) while that holds, even when pods
+            become unavailable later: only a new rollout is checked against the deadline.
         deadline_seconds: progressDeadlineSeconds.
         now_ts: the current time in seconds.
         now: the current time as an RFC 3339 string.
@@ -141,9 +145,9 @@ def progressing_condition(
     """
     if paused:
         return _condition("Progressing", "Unknown", "DeploymentPaused", "Deployment is paused", now, old, False)
+    if old and old.get("reason") == "NewReplicaSetAvailable" and (complete or (all_updated and not created)):
+        return old
     if complete:
-        if old and old.get("reason") == "NewReplicaSetAvailable":
-            return old
         return _condition(
             "Progressing",
             "True",
