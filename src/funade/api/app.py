@@ -94,6 +94,8 @@ class Api:
     # -- routes ---------------------------------------------------------------------
 
     async def healthz(self, request: Request) -> Response:
+        if not self.manager.synced.is_set():
+            return JSONResponse({"ok": False, "reason": "first reconcile pass not finished"}, status_code=503)
         return JSONResponse({"ok": True})
 
     async def status(self, request: Request) -> Response:

@@ -400,7 +400,7 @@ def _follow(client: Client, namespace: str, name: str, timeout: float, as_json: 
             elif not as_json and message != printed:
                 console.print(message, highlight=False)
                 printed = message
-            time.sleep(0.5)
+            time.sleep(0.25)
         else:
             state, message = "timeout", f'timed out after {timeout:g}s waiting for deployment "{name}" to roll out'
     finally:

@@ -26,6 +26,10 @@ from funade.core.ports import Event, ObjectKey, Store
 __all__ = ["Kubelet", "PodWorker"]
 
 log = logging.getLogger(__name__)
+
+#: Seconds between full re-reads of a pod's containers when nothing happens; Docker's
+#: events wake a worker at once when one of its containers starts or dies.
+FULL_SYNC_SECONDS = 5.0
 Obj = dict[str, Any]
 
 
@@ -63,6 +67,7 @@ class PodWorker:
         self.terminating: float | None = None
         self.grace: float | None = None
         self.gone = asyncio.Event()
+        self.first_sync = asyncio.Event()
         self._kick = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         # Per container name: probe trackers for the current run, waiting reasons, back-off.
@@ -75,6 +80,9 @@ class PodWorker:
         self._killed: set[str] = set()
         self._stopping: set[str] = set()
         self._logged_backoff: dict[str, float] = {}
+        self._runs_cache: list[ContainerRun] | None = None
+        self._last_full = 0.0
+        self._wake_at = 0.0
 
     # -- identity -----------------------------------------------------------------
 
@@ -127,14 +135,18 @@ class PodWorker:
     async def _loop(self) -> None:
         delay = 0.0
         while True:
+            kicked = False
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._kick.wait(), timeout=delay)
+                kicked = True
             self._kick.clear()
             try:
                 if self.terminating is not None:
                     await self._teardown()
                     return
-                delay = await self.sync()
+                full = kicked or self._runs_cache is None or time.time() - self._last_full >= FULL_SYNC_SECONDS
+                delay = await self.sync(full)
+                self.first_sync.set()
             except asyncio.CancelledError:
                 raise
             except DockerUnavailable:
@@ -148,9 +160,25 @@ class PodWorker:
 
     # -- sync ---------------------------------------------------------------------
 
-    async def sync(self) -> float:
-        """One pass over the pod; returns seconds until the next pass."""
+    async def sync(self, full: bool = True) -> float:
+        """One pass over the pod; returns seconds until the next pass.
+
+        A full pass re-reads the sandbox and every container from Docker. Between full
+        passes (every few seconds, or at once when Docker reports a container event),
+        the worker only runs the probes that are due, on what it read last.
+        """
         now = time.time()
+        self._wake_at = now + FULL_SYNC_SECONDS
+        if full or self._runs_cache is None:
+            if not await self._check_sandbox():
+                return 0.0
+            self._runs_cache = await self._runs()
+            self._last_full = now
+        runs = self._runs_cache
+        return await self._sync_runs(runs, now)
+
+    async def _check_sandbox(self) -> bool:
+        """Make sure the pause container runs; False when the pass must start over."""
         if not self.sandbox.running:
             fresh = await self.rt.sandbox(self.sandbox.id)
             if fresh is None:
@@ -160,18 +188,17 @@ class PodWorker:
                 self.sandbox = await self.rt.start_sandbox(fresh)
             else:
                 self.sandbox = fresh
-        else:
-            fresh = await self.rt.sandbox(self.sandbox.id)
-            if fresh is None or not fresh.running:
-                self.sandbox = fresh or self.sandbox
-                if fresh is None:
-                    self.sandbox = Sandbox(self.sandbox.id, self.pod, False, "", self.sandbox.created)
-                return 0.0
-            self.sandbox = fresh
+            return True
+        fresh = await self.rt.sandbox(self.sandbox.id)
+        if fresh is None or not fresh.running:
+            self.sandbox = fresh or Sandbox(self.sandbox.id, self.pod, False, "", self.sandbox.created)
+            return False
+        self.sandbox = fresh
+        return True
 
+    async def _sync_runs(self, runs: list[ContainerRun], now: float) -> float:
         spec = self.pod["spec"]
         policy = spec.get("restartPolicy", "Always")
-        runs = await self.rt.runs(self.uid)
         latest: dict[str, ContainerRun] = {}
         previous: dict[str, ContainerRun] = {}
         for each in runs:
@@ -179,7 +206,7 @@ class PodWorker:
                 previous[each.name] = latest[each.name]
             latest[each.name] = each
 
-        next_wake = now + 1.0
+        next_wake = now + FULL_SYNC_SECONDS
         init_statuses: list[Obj] = []
         init_done = True
         run: ContainerRun | None
@@ -231,10 +258,26 @@ class PodWorker:
             )
 
         self._publish(policy, init_done, init_statuses, statuses)
-        return max(0.05, next_wake - time.time())
+        return max(0.05, min(next_wake, self._wake_at) - time.time())
+
+    async def _runs(self) -> list[ContainerRun]:
+        """The pod's container runs, without leftovers of a crash between create and start.
+
+        Such a container never ran: counted as a run that exited, it would stay beside the
+        next run forever and show as a restart that never happened. It is removed instead
+        (nothing else creates runs of this pod while its worker syncs) and started afresh.
+        """
+        runs = []
+        for run in await self.rt.runs(self.uid):
+            if run.info.state.status == "created" and run.info.state.started_at is None:
+                log.info("pod %s/%s: removing container %s that never started", self.namespace, self.name, run.id)
+                await self.rt.remove(run.id)
+            else:
+                runs.append(run)
+        return runs
 
     async def _latest(self, name: str) -> ContainerRun | None:
-        runs = [r for r in await self.rt.runs(self.uid) if r.name == name]
+        runs = [r for r in await self._runs() if r.name == name]
         return runs[-1] if runs else None
 
     def _ready(self, name: str, run: ContainerRun) -> bool:
@@ -263,6 +306,7 @@ class PodWorker:
             delay = probes.restart_delay(last.restarts, ran_for)
             finished_ts = finished.timestamp() if finished else now
             if now < finished_ts + delay:
+                self._wake_at = min(self._wake_at, finished_ts + delay)
                 self._waiting[name] = (
                     "CrashLoopBackOff",
                     f"back-off {delay:g}s restarting failed container={name} pod={self.name}",
@@ -272,6 +316,7 @@ class PodWorker:
                 return None
         failures, retry_at = self._start_failures.get(name, (0, 0.0))
         if now < retry_at:
+            self._wake_at = min(self._wake_at, retry_at)
             reason, message = self._waiting.get(name, ("ContainerCreating", ""))
             if reason == "ErrImagePull":
                 self._waiting[name] = ("ImagePullBackOff", f'Back-off pulling image "{container["image"]}"')
@@ -295,6 +340,7 @@ class PodWorker:
             return None
         self._start_failures.pop(name, None)
         self._waiting.pop(name, None)
+        self.kick()  # the next pass reads the new run from Docker
         self._killed.discard(name)
         self._event("Normal", "Started", f"Started container {name}")
         self.kubelet.changed()
@@ -305,6 +351,7 @@ class PodWorker:
         failures += 1
         self.failed_starts += 1
         self._start_failures[name] = (failures, now + probes.restart_delay(failures))
+        self._wake_at = min(self._wake_at, now + probes.restart_delay(failures))
         self._waiting[name] = (reason, message)
         self._event("Warning", "Failed", event)
         self.kubelet.changed()
@@ -488,13 +535,14 @@ class PodWorker:
             probes.Kind.READINESS: "readinessProbe",
             probes.Kind.LIVENESS: "livenessProbe",
         }
-        wake = now + 1.0
+        wake = now + FULL_SYNC_SECONDS
         for kind in order:
             tracker = trackers[kind]
             if tracker.due(now):
+                probed_at = time.time()  # the period counts from the start of a probe, as the kubelet's ticker does
                 ok, message = await self._run_handler(container, run, container[fields[kind]], tracker.timing.timeout)
                 before = tracker.result
-                tracker = tracker.observe(ok, time.time(), message)
+                tracker = tracker.observe(ok, probed_at, message)
                 trackers[kind] = tracker
                 if not ok:
                     self._event("Warning", "Unhealthy", f"{kind.value.capitalize()} probe failed: {message}")
@@ -690,6 +738,11 @@ class Kubelet:
                 worker.start()
         for container_id in await self.runtime.orphan_runs({s.uid for s in sandboxes}):
             await self.runtime.remove(container_id)
+        # Adopted pods report their real state before the controllers look at them.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                asyncio.gather(*(w.first_sync.wait() for w in self.workers.values())), timeout=15.0
+            )
         self._events_task = asyncio.create_task(self._watch_docker())
 
     async def stop(self) -> None:

@@ -25,7 +25,8 @@ __all__ = ["Manager"]
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 
-RESYNC_SECONDS = 1.0
+#: A pass runs at least this often; changes (applies, pod status, container events) wake it at once.
+RESYNC_SECONDS = 2.0
 
 
 class Manager:
@@ -42,6 +43,9 @@ class Manager:
         self.docker_error: str | None = "not connected yet"
         self.started_at = time.time()
         self.passes = 0
+        # Set once the first pass has run (or Docker is known to be down): until then the
+        # stored statuses may be stale, and the server does not say it is ready.
+        self.synced = asyncio.Event()
 
     def poke(self) -> None:
         """Ask for a reconcile pass as soon as possible."""
@@ -79,10 +83,16 @@ class Manager:
             if not connected:
                 connected = await self._connect()
                 if not connected:
+                    self.synced.set()
                     continue
             try:
                 await self.workloads.reconcile()
                 self.passes += 1
+                if not self.synced.is_set():
+                    # Statuses were written by the previous server: one more pass makes
+                    # them describe the pods that run now.
+                    await self.workloads.reconcile()
+                    self.synced.set()
                 self.docker_error = None
             except DockerUnavailable as exc:
                 self.docker_error = str(exc)

@@ -9,6 +9,7 @@ revision that was healthy, like the ECS deployment circuit breaker.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import secrets
@@ -130,8 +131,14 @@ class WorkloadController:
         pods = self._pods_of(rs)
         desired = int(rs["spec"].get("replicas", 1))
         if len(pods) < desired:
-            for _ in range(desired - len(pods)):
-                await self.kubelet.create_pod(self._new_pod(rs))
+            # Pods start side by side: one slow sandbox does not hold up the others.
+            created = await asyncio.gather(
+                *(self.kubelet.create_pod(self._new_pod(rs)) for _ in range(desired - len(pods))),
+                return_exceptions=True,
+            )
+            failed = [c for c in created if isinstance(c, BaseException)]
+            if failed:
+                raise failed[0]
             self._event(rs, "Normal", "SuccessfulCreate", f"Created {desired - len(pods)} pod(s)")
         elif len(pods) > desired:
             doomed = sorted(pods, key=self._deletion_rank)[: len(pods) - desired]

@@ -112,15 +112,56 @@ class ApplyResult:
 
 
 def parse_documents(text: str, source: str) -> list[Obj]:
-    """Load, validate and default every object of a manifest text.
+    """Load and validate every object of a manifest text; returns the objects as written.
+
+    Defaults are left to the server (:meth:`Workloads.apply` validates again and fills
+    them in), so it can tell a field the manifest sets from one it leaves out.
 
     Raises:
         manifests.ManifestError: naming the file, line and field of the first problem.
     """
     result: list[Obj] = []
     for doc in manifests.load_documents(text, source):
-        result.append(objects.to_dict(objects.parse_document(doc)))
+        objects.parse_document(doc)
+        result.append(doc.obj)
     return result
+
+
+RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+
+
+def _template_annotations(spec: Any) -> Obj:
+    if not isinstance(spec, dict):
+        return {}
+    template = spec.get("template")
+    meta = template.get("metadata") if isinstance(template, dict) else None
+    annotations = meta.get("annotations") if isinstance(meta, dict) else None
+    return annotations if isinstance(annotations, dict) else {}
+
+
+def _keep_live_fields(raw: Obj, obj: Obj, old: Obj | None) -> Obj:
+    """Keep what `scale` and the rollout verbs set when the manifest leaves it out.
+
+    ``kubectl apply`` merges: a field the manifest never mentions keeps its live value.
+    So applying a manifest without ``replicas`` keeps the count set by `scale`, one
+    without ``paused`` does not resume a paused rollout, and a restart's
+    ``restartedAt`` template annotation stays (dropping it would roll the pods again).
+    """
+    if old is None or obj["kind"] not in ("Deployment", "ReplicaSet"):
+        return obj
+    raw_spec: Obj = raw["spec"] if isinstance(raw.get("spec"), dict) else {}
+    old_spec: Obj = old.get("spec") or {}
+    spec: Obj = obj["spec"]
+    if "replicas" not in raw_spec and "replicas" in old_spec:
+        spec["replicas"] = old_spec["replicas"]
+    if obj["kind"] == "Deployment":
+        if "paused" not in raw_spec and old_spec.get("paused"):
+            spec["paused"] = True
+        restarted = _template_annotations(old_spec).get(RESTARTED_AT)
+        if restarted is not None and RESTARTED_AT not in _template_annotations(raw_spec):
+            meta = spec["template"].setdefault("metadata", {})
+            meta.setdefault("annotations", {})[RESTARTED_AT] = restarted
+    return obj
 
 
 def _default_namespace(obj: Obj, namespace: str) -> Obj:
@@ -185,7 +226,9 @@ class Workloads:
                     f"(create it first, or add a Namespace object to the input)",
                     404,
                 )
-            self._check_update(obj, self.store.get(key))
+            old = self.store.get(key)
+            obj = _keep_live_fields(raw, obj, old)
+            self._check_update(obj, old)
             prepared.append(obj)
         if dry_run:
             return [
@@ -292,7 +335,7 @@ class Workloads:
 
         def change(obj: Obj) -> None:
             meta = obj["spec"]["template"].setdefault("metadata", {})
-            meta.setdefault("annotations", {})["kubectl.kubernetes.io/restartedAt"] = revisions.rfc3339(time.time())
+            meta.setdefault("annotations", {})[RESTARTED_AT] = revisions.rfc3339(time.time())
 
         return self._update_spec(key, change)
 

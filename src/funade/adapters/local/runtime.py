@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 
 from funade.adapters.docker import (
+    Conflict,
     ContainerInfo,
     ContainerSpec,
     DockerClient,
@@ -297,8 +298,6 @@ class LocalRuntime:
         memory = quantity.memory_bytes(limits["memory"]) if "memory" in limits else None
         grace = int(spec.get("terminationGracePeriodSeconds", 30))
         name = f"funade_{_name_part(meta['namespace'])}_{meta['name']}_{meta['uid'][:8]}_{container['name']}_{restarts}"
-        # A leftover of a crash between create and start.
-        await self.docker.remove(name, force=True, missing_ok=True)
         docker_spec = ContainerSpec(
             name=name,
             image=container["image"],
@@ -333,7 +332,12 @@ class LocalRuntime:
             stop_timeout=grace,
             group_add=groups,
         )
-        container_id = await self.docker.create_container(docker_spec)
+        try:
+            container_id = await self.docker.create_container(docker_spec)
+        except Conflict:
+            # The name is taken by a leftover of a crash between create and start.
+            await self.docker.remove(name, force=True, missing_ok=True)
+            container_id = await self.docker.create_container(docker_spec)
         try:
             await self.docker.start(container_id)
         except DockerError:
