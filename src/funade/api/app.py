@@ -119,6 +119,8 @@ class Api:
         if not isinstance(items, list):
             raise workloads.WorkloadError('"objects" must be a list', 400)
         results = self.workloads.apply(items, str(body.get("namespace") or "default"), bool(body.get("dryRun")))
+        if any(r.key.kind in ("ConfigMap", "Secret") and r.action != "unchanged" for r in results):
+            self.manager.kubelet.retry_config_errors()
         self.manager.poke()
         warnings = [] if self.manager.docker_error is None else [
             f"objects are stored, but no pod can start: {self.manager.docker_error}"]

@@ -59,7 +59,9 @@ def _split(address: str) -> tuple[str, int]:
 
 
 def server(
-    address: str = typer.Option(DEFAULT_ADDRESS, "--address", help="HOST:PORT to listen on (loopback)"),
+    address: str = typer.Option(
+        DEFAULT_ADDRESS, "--address", envvar="FUNADE_ADDRESS", help="HOST:PORT to listen on (loopback)"
+    ),
     log_level: str = typer.Option("warning", "--log-level"),
 ) -> None:
     """Run the API and the controllers in the foreground."""
@@ -83,7 +85,7 @@ def server(
 
 
 def up(
-    address: str = typer.Option(DEFAULT_ADDRESS, "--address"),
+    address: str = typer.Option(DEFAULT_ADDRESS, "--address", envvar="FUNADE_ADDRESS"),
     timeout: float = typer.Option(30.0, "--timeout"),
     output: str = typer.Option("text", "-o", "--output"),
 ) -> None:

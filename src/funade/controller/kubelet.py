@@ -30,6 +30,11 @@ log = logging.getLogger(__name__)
 #: Seconds between full re-reads of a pod's containers when nothing happens; Docker's
 #: events wake a worker at once when one of its containers starts or dies.
 FULL_SYNC_SECONDS = 5.0
+#: A container that cannot be configured (a missing Secret, say) is tried again this
+#: often, and at once when a ConfigMap or Secret is applied.
+CONFIG_RETRY_SECONDS = 10.0
+#: Failed starts of a stopped sandbox before it is replaced by a new one.
+SANDBOX_START_TRIES = 3
 Obj = dict[str, Any]
 
 
@@ -81,6 +86,7 @@ class PodWorker:
         self._stopping: set[str] = set()
         self._logged_backoff: dict[str, float] = {}
         self._runs_cache: list[ContainerRun] | None = None
+        self._sandbox_failures = 0
         self._last_full = 0.0
         self._wake_at = 0.0
 
@@ -150,9 +156,11 @@ class PodWorker:
             except asyncio.CancelledError:
                 raise
             except DockerUnavailable:
+                self._runs_cache = None  # what we read may be gone when the Engine is back
                 delay = 2.0
             except Exception:  # a bug or an unexpected Engine answer must not kill the worker
                 log.exception("pod %s/%s: sync failed", self.namespace, self.name)
+                self._runs_cache = None
                 delay = 2.0
 
     def _event(self, type_: str, reason: str, message: str) -> None:
@@ -171,6 +179,7 @@ class PodWorker:
         self._wake_at = now + FULL_SYNC_SECONDS
         if full or self._runs_cache is None:
             if not await self._check_sandbox():
+                self._runs_cache = None  # the next pass must re-read everything
                 return 0.0
             self._runs_cache = await self._runs()
             self._last_full = now
@@ -183,18 +192,50 @@ class PodWorker:
             fresh = await self.rt.sandbox(self.sandbox.id)
             if fresh is None:
                 # The sandbox vanished under us (docker rm): make a new one for the same pod.
+                self._event("Normal", "SandboxChanged", "Pod sandbox is gone, it will be re-created.")
                 self.sandbox = await self.rt.create_sandbox(self.pod)
             elif not fresh.running:
-                self.sandbox = await self.rt.start_sandbox(fresh)
+                try:
+                    self.sandbox = await self.rt.start_sandbox(fresh)
+                    self._sandbox_failures = 0
+                except DockerError as exc:
+                    # Right after an Engine restart starts fail for a while; some stopped
+                    # containers can never start again ("task … already exists"). After a few
+                    # tries the sandbox is replaced, as the kubelet does.
+                    self._sandbox_failures += 1
+                    if self._sandbox_failures < SANDBOX_START_TRIES:
+                        raise
+                    self._sandbox_failures = 0
+                    self._event(
+                        "Normal",
+                        "SandboxChanged",
+                        f"Pod sandbox could not be restarted ({exc}), it will be re-created.",
+                    )
+                    await self.rt.remove(fresh.id)
+                    self.sandbox = await self.rt.create_sandbox(self.pod)
             else:
                 self.sandbox = fresh
             return True
         fresh = await self.rt.sandbox(self.sandbox.id)
         if fresh is None or not fresh.running:
             self.sandbox = fresh or Sandbox(self.sandbox.id, self.pod, False, "", self.sandbox.created)
+            self._publish_unready()
             return False
         self.sandbox = fresh
         return True
+
+    def _publish_unready(self) -> None:
+        """The sandbox is down: no container of the pod can be ready until it is back."""
+        statuses = [dict(s, ready=False) for s in self.status.get("containerStatuses", [])]
+        init_done = all(
+            c.get("ready") or "terminated" in c.get("state", {}) for c in self.status.get("initContainerStatuses", [])
+        )
+        self._publish(
+            self.pod["spec"].get("restartPolicy", "Always"),
+            init_done,
+            self.status.get("initContainerStatuses", []),
+            statuses,
+        )
 
     async def _sync_runs(self, runs: list[ContainerRun], now: float) -> float:
         spec = self.pod["spec"]
@@ -226,8 +267,12 @@ class PodWorker:
                 if run is not None and policy == "Never":
                     init_statuses.append(self._container_status(container, run, previous.get(name), False))
                     break
-                await self._ensure_run(container, "init", run, now)
-                run = (await self._latest(name)) or run
+                started = await self._ensure_run(container, "init", run, now)
+                if started is not None:
+                    # The run that just ended is the new run's lastState, in this pass already.
+                    if run is not None:
+                        previous[name] = run
+                    run = started
             init_statuses.append(
                 self._container_status(container, run, previous.get(name), False)
                 if run
@@ -247,7 +292,9 @@ class PodWorker:
             elif not run.info.state.running and name not in self._stopping:
                 exit_code = run.info.state.exit_code
                 if policy == "Always" or (policy == "OnFailure" and exit_code != 0):
-                    run = await self._ensure_run(container, "app", run, now) or run
+                    started = await self._ensure_run(container, "app", run, now)
+                    if started is not None:
+                        previous[name], run = run, started
             if run is not None and run.info.state.running:
                 wake = await self._probe(container, run, now)
                 next_wake = min(next_wake, wake)
@@ -275,10 +322,6 @@ class PodWorker:
             else:
                 runs.append(run)
         return runs
-
-    async def _latest(self, name: str) -> ContainerRun | None:
-        runs = [r for r in await self._runs() if r.name == name]
-        return runs[-1] if runs else None
 
     def _ready(self, name: str, run: ContainerRun) -> bool:
         if not run.info.state.running or self._tracked_run.get(name) != run.id:
@@ -333,7 +376,9 @@ class PodWorker:
             return None
         except (ConfigError, LookupError, ValueError) as exc:
             message = str(exc).strip("'\"")
-            self._start_failed(name, failures, now, "CreateContainerConfigError", message, f"Error: {message}")
+            self._start_failed(
+                name, failures, now, "CreateContainerConfigError", message, f"Error: {message}", CONFIG_RETRY_SECONDS
+            )
             return None
         except DockerError as exc:
             self._start_failed(name, failures, now, "CreateContainerError", str(exc), f"Error: {exc}")
@@ -346,15 +391,27 @@ class PodWorker:
         self.kubelet.changed()
         return run
 
-    def _start_failed(self, name: str, failures: int, now: float, reason: str, message: str, event: str) -> None:
-        """Record a start that failed before the container ran; retry with the kubelet's back-off."""
+    def _start_failed(
+        self, name: str, failures: int, now: float, reason: str, message: str, event: str, retry: float | None = None
+    ) -> None:
+        """Record a start that failed before the container ran; retry later (the kubelet's back-off by default)."""
         failures += 1
         self.failed_starts += 1
-        self._start_failures[name] = (failures, now + probes.restart_delay(failures))
-        self._wake_at = min(self._wake_at, now + probes.restart_delay(failures))
+        delay = probes.restart_delay(failures) if retry is None else retry
+        self._start_failures[name] = (failures, now + delay)
+        self._wake_at = min(self._wake_at, now + delay)
         self._waiting[name] = (reason, message)
         self._event("Warning", "Failed", event)
         self.kubelet.changed()
+
+    def retry_config_errors(self) -> None:
+        """A ConfigMap or Secret changed: containers waiting for one try again now."""
+        waiting = [n for n, (reason, _) in self._waiting.items() if reason == "CreateContainerConfigError"]
+        for name in waiting:
+            count, _ = self._start_failures.get(name, (0, 0.0))
+            self._start_failures[name] = (count, 0.0)
+        if waiting:
+            self.kick()
 
     def _waiting_since_logged(self, name: str, finished: float) -> bool:
         if self._logged_backoff.get(name) == finished:
@@ -740,9 +797,7 @@ class Kubelet:
             await self.runtime.remove(container_id)
         # Adopted pods report their real state before the controllers look at them.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(
-                asyncio.gather(*(w.first_sync.wait() for w in self.workers.values())), timeout=15.0
-            )
+            await asyncio.wait_for(asyncio.gather(*(w.first_sync.wait() for w in self.workers.values())), timeout=15.0)
         self._events_task = asyncio.create_task(self._watch_docker())
 
     async def stop(self) -> None:
@@ -754,7 +809,14 @@ class Kubelet:
 
     async def _watch_docker(self) -> None:
         """Wake a pod's worker as soon as one of its containers dies."""
+        first = True
         while True:
+            if not first:
+                # The stream broke (dockerd restarting?): events may have been missed, so
+                # every pod re-reads its containers.
+                for worker in list(self.workers.values()):
+                    worker.kick()
+            first = False
             try:
                 async for event in self.runtime.docker.events(
                     {
@@ -763,9 +825,9 @@ class Kubelet:
                         "label": [f"funade.managed={self.runtime.instance}"],
                     }
                 ):
-                    worker = self.workers.get(event.actor_attributes.get("funade.pod.uid", ""))
-                    if worker is not None:
-                        worker.kick()
+                    target = self.workers.get(event.actor_attributes.get("funade.pod.uid", ""))
+                    if target is not None:
+                        target.kick()
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -819,6 +881,10 @@ class Kubelet:
             return False
         worker.terminate(grace)
         return True
+
+    def retry_config_errors(self) -> None:
+        for worker in self.workers.values():
+            worker.retry_config_errors()
 
     def pods(self) -> list[PodWorker]:
         return list(self.workers.values())

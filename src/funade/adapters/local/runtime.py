@@ -235,10 +235,17 @@ class LocalRuntime:
             ipc_mode="shareable",
             stop_timeout=1,
         )
-        container_id = await self.docker.create_container(spec)
-        await self.docker.start(container_id)
-        sandbox = await self.sandbox(container_id)
-        assert sandbox is not None
+        try:
+            container_id = await self.docker.create_container(spec)
+        except Conflict:
+            # Created by an earlier attempt that failed to start it (the name holds the pod's uid).
+            container_id = spec.name
+        info = await self.docker.inspect_container(container_id)
+        if not info.state.running:
+            await self.docker.start(info.id)
+        sandbox = await self.sandbox(info.id)
+        if sandbox is None:
+            raise NotFound(404, f"pod sandbox {spec.name} vanished while starting")
         return sandbox
 
     async def start_sandbox(self, sandbox: Sandbox) -> Sandbox:

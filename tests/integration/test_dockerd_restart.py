@@ -1,0 +1,136 @@
+"""A restart of the Docker Engine is survived: the pods come back by themselves.
+
+dockerd stops every container when it stops (funade sets no Docker restart policy: its
+own kubelet restarts containers). When the Engine is back, funade restarts the pause
+containers and the app containers, counts the restart as Kubernetes does after a node
+reboot, and the Deployment is available again, with no duplicate or orphaned container.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from tests.integration.conftest import (
+    Funade,
+    container_status,
+    docker_containers,
+    is_ready,
+    live,
+    pod_ip,
+    running_server,
+    wait_until,
+)
+
+pytestmark = pytest.mark.integration
+
+IMAGE = "funade-testapp:1.0.0"
+
+
+def _dockerd_pids() -> list[int]:
+    out = subprocess.run(["pgrep", "-x", "dockerd"], capture_output=True, text=True, check=False).stdout
+    return [int(p) for p in out.split()]
+
+
+def _engine_answers() -> bool:
+    return subprocess.run(["docker", "info"], capture_output=True, check=False, timeout=30).returncode == 0
+
+
+def _restart_dockerd() -> None:
+    """Stop dockerd the way an upgrade or a crash does, and start it again."""
+    if (
+        shutil.which("systemctl")
+        and subprocess.run(["systemctl", "is-active", "--quiet", "docker"], check=False).returncode == 0
+    ):
+        subprocess.run(["systemctl", "restart", "docker"], check=True, timeout=120)
+    else:
+        pids = _dockerd_pids()
+        assert pids, "no dockerd process to restart"
+        for pid in pids:
+            os.kill(pid, signal.SIGTERM)
+        wait_until(lambda: not _dockerd_pids(), 60, "dockerd to stop")
+        log = open("/var/log/funade-dockerd.log", "ab")  # noqa: SIM115 - handed to dockerd
+        subprocess.Popen(["dockerd"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    wait_until(_engine_answers, 90, "dockerd to answer again", interval=0.5)
+
+
+def _deployment(replicas: int) -> dict[str, object]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web"},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "app",
+                            "image": IMAGE,
+                            "readinessProbe": {"httpGet": {"path": "/ready", "port": 8080}, "periodSeconds": 1},
+                        }
+                    ]
+                },
+            },
+        },
+    }
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="restarting dockerd needs root")
+def test_pods_come_back_after_dockerd_restarts(tmp_path: Path) -> None:
+    own: Funade
+    with running_server(tmp_path) as own:
+        manifest = yaml.safe_dump_all(
+            [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "engine"}}, _deployment(2)]
+        )
+        r = own.cli("apply", "-f", "-", "-n", "engine", "--wait", "--timeout", "90", input=manifest)
+        assert r.code == 0, r.output
+        before = {p["metadata"]["uid"] for p in own.pods("engine")}
+        assert len(before) == 2
+
+        started = time.monotonic()
+        _restart_dockerd()
+        assert own.alive(), "the funade server must outlive a Docker restart"
+
+        def available_again() -> bool:
+            # Right after the Engine answers, funade may not have looked yet: wait for the
+            # restarted containers (restartCount) to be ready, not for a stale "Ready".
+            pods = live(own.pods("engine"))
+            return (
+                len(pods) == 2
+                and all(is_ready(p) and container_status(p).get("restartCount", 0) >= 1 for p in pods)
+                and own.deployment("engine", "web")["status"].get("availableReplicas") == 2
+            )
+
+        wait_until(
+            available_again,
+            120,
+            "the deployment to be available again",
+            detail=lambda: own.snapshot("engine") + "\n" + own.log_tail(60),
+        )
+        recovered = time.monotonic() - started
+
+        pods = live(own.pods("engine"))
+        # The same pods came back (their sandboxes were restarted, not replaced) ...
+        assert {p["metadata"]["uid"] for p in pods} == before
+        for pod in pods:
+            # ... and they serve again.
+            assert httpx.get(f"http://{pod_ip(pod)}:8080/", timeout=5).text.startswith("version=1.0.0")
+
+        # Docker holds one sandbox and one running app container per pod, and nothing else
+        # running (the exited runs of before the restart are kept for `logs --previous`).
+        found = docker_containers(own.instance)
+        running = [c for c in found if c["state"] == "running"]
+        assert sorted(c["role"] for c in running) == ["container", "container", "sandbox", "sandbox"], found
+        assert {c["pod_uid"] for c in found} == before, found
+        print(f"recovered {recovered:.1f}s after the restart began")
