@@ -22,6 +22,8 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
+from tests.integration import conftest
+
 pytestmark = pytest.mark.integration
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -60,26 +62,8 @@ def wait_until(
     what: str = "condition",
     on_timeout: Callable[[], str] | None = None,
 ) -> T:
-    """Poll ``predicate`` until it returns a truthy value, which is returned.
-
-    Transport errors (connection refused while the app starts, resets while it stops)
-    count as "not yet".  Fails with an AssertionError after ``timeout`` seconds.
-    """
-    deadline = time.monotonic() + timeout
-    last_error: BaseException | None = None
-    while True:
-        try:
-            result = predicate()
-        except (httpx.TransportError, OSError) as exc:
-            last_error = exc
-        else:
-            if result:
-                return result
-        if time.monotonic() >= deadline:
-            detail = f"; last error: {last_error!r}" if last_error else ""
-            extra = f"\n{on_timeout()}" if on_timeout else ""
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}{detail}{extra}")
-        time.sleep(interval)
+    """The suite's :func:`tests.integration.conftest.wait_until`, with this file's defaults."""
+    return conftest.wait_until(predicate, timeout, what, interval, on_timeout)
 
 
 def docker(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
