@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -302,19 +303,41 @@ def logs(
     else:
         raise _fail("logs needs POD, KIND/NAME or -l SELECTOR")
     prefix = len(names) > 1
-    for name in names:
-        for line in _call(
-            lambda n=name: list(
-                client.stream(
-                    f"/v1/logs/{namespace}/{n}",
-                    container=container,
-                    follow="true" if follow and not prefix else None,
-                    tail=tail,
-                    previous="true" if previous else None,
-                )
-            )
-        ):
+
+    def stream(name: str) -> None:
+        lines = Client().stream(
+            f"/v1/logs/{namespace}/{name}",
+            container=container,
+            follow="true" if follow else None,
+            tail=tail,
+            previous="true" if previous else None,
+        )
+        for line in lines:
             print(f"[pod/{name}] {line}" if prefix else line, flush=True)
+
+    if not (follow and prefix):
+        for name in names:
+            _call(stream, name)
+        return
+    # Following several pods: one stream each, interleaved as lines arrive (kubectl logs -f -l).
+    failures: list[str] = []
+
+    def follow_one(name: str) -> None:
+        try:
+            stream(name)
+        except ApiError as exc:
+            failures.append(f"pod/{name}: {exc}")
+
+    threads = [threading.Thread(target=follow_one, args=(n,), daemon=True) for n in names]
+    for thread in threads:
+        thread.start()
+    try:
+        for thread in threads:
+            thread.join()
+    except KeyboardInterrupt:
+        return
+    if failures:
+        raise _fail("; ".join(failures))
 
 
 def events(

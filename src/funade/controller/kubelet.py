@@ -127,7 +127,7 @@ class PodWorker:
 
     def terminate(self, grace: float | None) -> None:
         if self.terminating is None:
-            self.terminating = time.time()
+            self.terminating = self.kubelet.clock()
             self.grace = grace
             self.kick()
 
@@ -150,7 +150,7 @@ class PodWorker:
                 if self.terminating is not None:
                     await self._teardown()
                     return
-                full = kicked or self._runs_cache is None or time.time() - self._last_full >= FULL_SYNC_SECONDS
+                full = kicked or self._runs_cache is None or self.kubelet.clock() - self._last_full >= FULL_SYNC_SECONDS
                 delay = await self.sync(full)
                 self.first_sync.set()
             except asyncio.CancelledError:
@@ -175,7 +175,7 @@ class PodWorker:
         passes (every few seconds, or at once when Docker reports a container event),
         the worker only runs the probes that are due, on what it read last.
         """
-        now = time.time()
+        now = self.kubelet.clock()
         self._wake_at = now + FULL_SYNC_SECONDS
         if full or self._runs_cache is None:
             if not await self._check_sandbox():
@@ -305,7 +305,7 @@ class PodWorker:
             )
 
         self._publish(policy, init_done, init_statuses, statuses)
-        return max(0.05, min(next_wake, self._wake_at) - time.time())
+        return max(0.05, min(next_wake, self._wake_at) - self.kubelet.clock())
 
     async def _runs(self) -> list[ContainerRun]:
         """The pod's container runs, without leftovers of a crash between create and start.
@@ -596,7 +596,8 @@ class PodWorker:
         for kind in order:
             tracker = trackers[kind]
             if tracker.due(now):
-                probed_at = time.time()  # the period counts from the start of a probe, as the kubelet's ticker does
+                # The period counts from the start of a probe, as the kubelet's ticker does.
+                probed_at = self.kubelet.clock()
                 ok, message = await self._run_handler(container, run, container[fields[kind]], tracker.timing.timeout)
                 before = tracker.result
                 tracker = tracker.observe(ok, probed_at, message)
@@ -722,7 +723,7 @@ class PodWorker:
 
     def _publish(self, policy: str, init_done: bool, init_statuses: list[Obj], statuses: list[Obj]) -> None:
         old = self.status
-        conditions = podrules.conditions(init_done, statuses, old.get("conditions", []), rfc3339())
+        conditions = podrules.conditions(init_done, statuses, old.get("conditions", []), rfc3339(self.kubelet.clock()))
         status: Obj = {
             "phase": podrules.phase(policy, init_done, statuses),
             "conditions": conditions,
@@ -744,7 +745,7 @@ class PodWorker:
         """Graceful termination: not ready, preStop, SIGTERM, SIGKILL after the grace period."""
         spec = self.pod["spec"]
         grace = float(self.grace if self.grace is not None else spec.get("terminationGracePeriodSeconds", 30))
-        deadline = time.time() + grace
+        deadline = self.kubelet.clock() + grace
         ready_false = [
             dict(c, status="False") if c["type"] in ("Ready", "ContainersReady") else c
             for c in self.status.get("conditions", [])
@@ -764,7 +765,7 @@ class PodWorker:
             if pre_stop and container is not None and grace > 0:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(self._run_handler(container, run, pre_stop, grace), grace)
-            await self.rt.stop(run.id, max(0.0, deadline - time.time()))
+            await self.rt.stop(run.id, max(0.0, deadline - self.kubelet.clock()))
 
         self._event("Normal", "Killing", f"Stopping pod (grace period {grace:g}s)")
         await asyncio.gather(*(stop_one(r) for r in runs))
@@ -774,11 +775,26 @@ class PodWorker:
 
 
 class Kubelet:
-    """Owns the pod workers of the local target."""
+    """Owns the pod workers of the local target.
 
-    def __init__(self, runtime: LocalRuntime, store: Store, on_change: Callable[[], None]) -> None:
+    Args:
+        runtime: Pod-level operations on the Docker Engine.
+        store: Desired state (ConfigMaps, Secrets) and where events are recorded.
+        on_change: Called whenever a pod's status or the set of pods changes.
+        clock: Epoch seconds. Back-off, probe timing, status timestamps and events all
+            read it, so unit tests can drive time by hand.
+    """
+
+    def __init__(
+        self,
+        runtime: LocalRuntime,
+        store: Store,
+        on_change: Callable[[], None],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.runtime = runtime
         self.store = store
+        self.clock = clock
         self._on_change = on_change
         self.workers: dict[str, PodWorker] = {}
         self._volumes: dict[str, dict[str, tuple[str, str]]] = {}
@@ -842,7 +858,7 @@ class Kubelet:
         self.changed()
 
     def event(self, namespace: str, kind: str, name: str, type_: str, reason: str, message: str) -> None:
-        self.store.add_event(Event(time.time(), namespace, kind, name, type_, reason, message))
+        self.store.add_event(Event(self.clock(), namespace, kind, name, type_, reason, message))
 
     def volumes_for(self, worker: PodWorker) -> dict[str, tuple[str, str]]:
         volumes = self._volumes.get(worker.uid)

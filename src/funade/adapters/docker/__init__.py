@@ -2,7 +2,8 @@
 
 Everything the local target needs from Docker (containers, exec, logs, images,
 networks, volumes, events) goes through `DockerClient`; callers import this
-package, never its private modules.
+package, never its private modules. `FakeDocker` is its in-memory stand-in for
+unit tests.
 """
 
 from ._errors import Conflict, DockerError, DockerUnavailable, ImagePullError, NotFound
@@ -29,6 +30,7 @@ from ._models import (
 )
 from ._wire import split_image_ref
 from .engine import DEFAULT_SOCKET, MAX_API_VERSION, DockerClient, negotiate_api_version
+from .fake import ExecScript, FakeDocker
 
 __all__ = [
     "DEFAULT_SOCKET",
@@ -44,6 +46,8 @@ __all__ = [
     "DockerEvent",
     "DockerUnavailable",
     "ExecResult",
+    "ExecScript",
+    "FakeDocker",
     "ImageInfo",
     "ImagePullError",
     "LogLine",
