@@ -386,6 +386,7 @@ class LocalRuntime:
         once per pod. Raises LookupError naming a missing ConfigMap or Secret.
         """
         uid = pod["metadata"]["uid"]
+        fs_group = (pod["spec"].get("securityContext") or {}).get("fsGroup")
         result: dict[str, tuple[str, str]] = {}
         for volume in pod["spec"].get("volumes") or []:
             name = volume["name"]
@@ -422,10 +423,12 @@ class LocalRuntime:
                 else:
                     files = {k: str(v).encode() for k, v in (found.get("data") or {}).items()}
                     files.update({k: base64.b64decode(v) for k, v in (found.get("binaryData") or {}).items()})
-                mode = int(source.get("defaultMode", 0o644))
+                default_mode = int(source.get("defaultMode", 0o644))
+                modes = dict.fromkeys(files, default_mode)
                 items = source.get("items")
                 if items:
                     files = {i["path"]: files[i["key"]] for i in items if i["key"] in files}
+                    modes = {i["path"]: int(i.get("mode", default_mode)) for i in items}
                 if target.exists():
                     shutil.rmtree(target)
                 target.mkdir(parents=True)
@@ -434,6 +437,11 @@ class LocalRuntime:
                     path = target / rel
                     path.parent.mkdir(parents=True, exist_ok=True)
                     path.write_bytes(content)
+                    mode = modes.get(rel, default_mode)
+                    if fs_group is not None:
+                        # As the kubelet does with fsGroup: the group owns the files and may read them.
+                        os.chown(path, -1, fs_group)
+                        mode |= 0o440
                     os.chmod(path, mode)
                 result[name] = ("bind", str(target))
             else:
