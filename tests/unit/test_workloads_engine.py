@@ -142,3 +142,16 @@ def test_kind_aliases() -> None:
     assert workloads.normalize_kind("po") == "Pod"
     assert workloads.normalize_kind("rollouts") == "Rollout"
     assert workloads.normalize_kind("widgets", ["Widget"]) == "Widget"
+
+
+def test_fields_the_local_target_cannot_honour_are_refused_and_hints_warned(engine: workloads.Workloads) -> None:
+    refused = deployment()
+    refused["spec"]["template"]["spec"]["hostNetwork"] = True
+    with pytest.raises(workloads.WorkloadError, match=r"spec\.template\.spec\.hostNetwork"):
+        engine.apply([refused])
+    assert engine.store.get(ObjectKey("Deployment", "default", "web")) is None
+    hinted = deployment()
+    hinted["spec"]["template"]["spec"]["nodeSelector"] = {"disk": "ssd"}
+    (result,) = engine.apply([hinted])
+    assert result.action == "created"
+    assert result.warnings == ("spec.template.spec.nodeSelector: ignored on the local target: there is one node",)

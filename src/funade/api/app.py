@@ -122,8 +122,11 @@ class Api:
         if any(r.key.kind in ("ConfigMap", "Secret") and r.action != "unchanged" for r in results):
             self.manager.kubelet.retry_config_errors()
         self.manager.poke()
-        warnings = [] if self.manager.docker_error is None else [
-            f"objects are stored, but no pod can start: {self.manager.docker_error}"]
+        warnings = (
+            []
+            if self.manager.docker_error is None
+            else [f"objects are stored, but no pod can start: {self.manager.docker_error}"]
+        )
         return JSONResponse(
             {
                 "warnings": warnings,
@@ -134,9 +137,10 @@ class Api:
                         "name": r.key.name,
                         "action": r.action,
                         "runnable": r.runnable,
+                        "warnings": list(r.warnings),
                     }
                     for r in results
-                ]
+                ],
             }
         )
 

@@ -143,6 +143,8 @@ def apply(
         for r in result["results"]:
             note = "" if r["runnable"] else " (stored; not runnable on the local target)"
             console.print(f"{_display(r['kind'], r['name'])} {r['action']}{note}", highlight=False)
+            for warning in r.get("warnings", []):
+                err.print(f"[yellow]warning:[/yellow] {_display(r['kind'], r['name'])}: {warning}")
     if wait and not dry_run:
         changed = [r for r in result["results"] if r["kind"] == "Deployment"]
         code = 0
@@ -199,8 +201,13 @@ def _get_all(client: Client, namespace: str, all_namespaces: bool, selector: str
     found: list[Obj] = []
     printed = False
     for kind in ("Pod", "Service", "Deployment", "ReplicaSet"):
-        data = _call(client.get, f"/v1/objects/{kind}", namespace=namespace, selector=selector,
-                     allNamespaces="true" if all_namespaces else None)
+        data = _call(
+            client.get,
+            f"/v1/objects/{kind}",
+            namespace=namespace,
+            selector=selector,
+            allNamespaces="true" if all_namespaces else None,
+        )
         items = data["items"]
         found += items
         if not items or output in ("json", "yaml"):

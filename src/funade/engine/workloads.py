@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from funade.core import manifests, objects, revisions, selectors
+from funade.core import localtarget, manifests, objects, revisions, selectors
 from funade.core.ports import Event, ObjectKey, Store
 
 __all__ = [
@@ -109,6 +109,7 @@ class ApplyResult:
     key: ObjectKey
     action: str  # created | configured | unchanged (plus " (dry run)")
     runnable: bool
+    warnings: tuple[str, ...] = ()
 
 
 def parse_documents(text: str, source: str) -> list[Obj]:
@@ -201,6 +202,7 @@ class Workloads:
     def apply(self, objs: Sequence[Obj], namespace: str = "default", dry_run: bool = False) -> list[ApplyResult]:
         """Validate every object against the stored state, then write them all at once."""
         prepared: list[Obj] = []
+        warnings: dict[ObjectKey, tuple[str, ...]] = {}
         seen: set[ObjectKey] = set()
         batch_namespaces = {o["metadata"]["name"] for o in objs if o.get("kind") == "Namespace"}
         for raw in objs:
@@ -229,10 +231,20 @@ class Workloads:
             old = self.store.get(key)
             obj = _keep_live_fields(raw, obj, old)
             self._check_update(obj, old)
+            findings = localtarget.check_object(obj)
+            refused = [str(f) for f in findings if f.error]
+            if refused:
+                raise WorkloadError(f"{key} cannot run on the local target: " + "; ".join(refused))
+            warnings[key] = tuple(str(f) for f in findings if not f.error)
             prepared.append(obj)
         if dry_run:
             return [
-                ApplyResult(ObjectKey.of(o), self._dry_action(o) + " (dry run)", o["kind"] in objects.RUNNABLE_KINDS)
+                ApplyResult(
+                    ObjectKey.of(o),
+                    self._dry_action(o) + " (dry run)",
+                    o["kind"] in objects.RUNNABLE_KINDS,
+                    warnings[ObjectKey.of(o)],
+                )
                 for o in prepared
             ]
         stored = self.store.put_many(prepared)
@@ -241,7 +253,7 @@ class Workloads:
             key = ObjectKey.of(obj)
             if action == "configured" and key.kind == "Deployment":
                 self._event(key, "Normal", "Applied", f"generation {obj['metadata'].get('generation')}")
-            results.append(ApplyResult(key, action, key.kind in objects.RUNNABLE_KINDS))
+            results.append(ApplyResult(key, action, key.kind in objects.RUNNABLE_KINDS, warnings[key]))
         return results
 
     def _dry_action(self, obj: Obj) -> str:
