@@ -98,6 +98,8 @@ def _sources(files: list[str], kustomize_dir: str | None, recursive: bool) -> li
             if not found:
                 raise _fail(f'no manifest files (.yaml, .yml, .json) in "{item}"')
             texts += [(str(p), p.read_text()) for p in found]
+        elif path.name in ("kustomization.yaml", "kustomization.yml", "Kustomization"):
+            raise _fail(f"{item} is a Kustomization, not a manifest: apply its directory with -k {path.parent}")
         else:
             texts.append((item, path.read_text()))
     if not texts:

@@ -215,6 +215,7 @@ class PodWorker:
                     self.sandbox = await self.rt.create_sandbox(self.pod)
             else:
                 self.sandbox = fresh
+            await self._stop_stale_runs()
             return True
         fresh = await self.rt.sandbox(self.sandbox.id)
         if fresh is None or not fresh.running:
@@ -223,6 +224,27 @@ class PodWorker:
             return False
         self.sandbox = fresh
         return True
+
+    async def _stop_stale_runs(self) -> None:
+        """Stop containers that outlived the sandbox's previous life; the pass restarts them.
+
+        A restarted or re-created pause container has a new network namespace. A container
+        that kept running stays in the old one, cut off from the pod's IP, so, as the
+        kubelet does when a pod's sandbox changes, it is stopped and started afresh.
+        """
+        info = await self.rt.inspect(self.sandbox.id)
+        since = info.state.started_at if info is not None else None
+        stale = [
+            run
+            for run in await self.rt.runs(self.uid)
+            if run.info.state.running
+            and (since is None or run.info.state.started_at is None or run.info.state.started_at < since)
+        ]
+        if not stale:
+            return
+        self._event("Normal", "SandboxChanged", "Pod sandbox changed, its running containers will be restarted.")
+        grace = float(self.pod["spec"].get("terminationGracePeriodSeconds", 30))
+        await asyncio.gather(*(self.rt.stop(run.id, grace) for run in stale))
 
     def _publish_unready(self) -> None:
         """The sandbox is down: no container of the pod can be ready until it is back."""
