@@ -91,13 +91,11 @@ def _normalize_ref(ref: str) -> str:
 
 def _signal_number(name: str) -> int:
     text = name.strip().upper()
-    if text.isdigit():
-        return int(text)
-    if not text.startswith("SIG"):
+    if not text.isdigit() and not text.startswith("SIG"):
         text = "SIG" + text
     try:
-        return int(signals.Signals[text])
-    except KeyError:
+        return int(signals.Signals(int(text)) if text.isdigit() else signals.Signals[text])
+    except (KeyError, ValueError):
         raise DockerError(400, f"Invalid signal: {name}") from None
 
 
