@@ -350,8 +350,8 @@ def test_crash_loop_restarts_at_once_then_backs_off_10_then_20_seconds(node: Nod
         docker.advance(0.1)
         await worker.sync(full=True)
         runs = await node.runs(worker, "app")
-        assert len(runs) == 3
-        assert [r.restarts for r in runs] == [0, 1, 2]
+        # The first run is gone: only the current run and the one before it are kept.
+        assert [r.restarts for r in runs] == [1, 2]
         assert status_of(worker)["restartCount"] == 2
         assert "running" in status_of(worker)["state"]
 
@@ -364,10 +364,10 @@ def test_crash_loop_restarts_at_once_then_backs_off_10_then_20_seconds(node: Nod
         )
         docker.advance(19.9)
         await worker.sync(full=True)
-        assert len(await node.runs(worker, "app")) == 3
+        assert [r.restarts for r in await node.runs(worker, "app")] == [1, 2]
         docker.advance(0.1)
         await worker.sync(full=True)
-        assert len(await node.runs(worker, "app")) == 4
+        assert [r.restarts for r in await node.runs(worker, "app")] == [2, 3]
         assert status_of(worker)["restartCount"] == 3
         assert status_of(worker)["lastState"]["terminated"]["exitCode"] == 2
 
@@ -1218,3 +1218,40 @@ def test_fake_clock_can_be_injected() -> None:
     with pytest.raises(TypeError):
         fake.now = 1.0
     assert fake.now == 105.0
+
+
+# --- postStart ------------------------------------------------------------------------------------
+
+
+def test_a_failing_post_start_hook_kills_the_container_which_restarts(node: Node) -> None:
+    docker = node.docker
+    hook_ok = {"ok": False}
+
+    def answer(info: ContainerInfo, cmd: tuple[str, ...]) -> ExecResult:
+        assert cmd == ("/bin/sh", "-c", "warm-up")
+        return ExecResult(0 if hook_ok["ok"] else 1, b"" if hook_ok["ok"] else b"warm-up: not found")
+
+    docker.exec_handler = answer
+    container = {
+        "name": "app",
+        "image": APP_IMAGE,
+        "lifecycle": {"postStart": {"exec": {"command": ["/bin/sh", "-c", "warm-up"]}}},
+    }
+
+    async def scenario() -> None:
+        worker = await node.add_pod(make_pod(containers=[container]))
+        await worker.sync(full=True)
+        [first] = await node.runs(worker, "app")
+        assert not (await docker.inspect_container(first.id)).state.running
+        assert node.events("FailedPostStartHook") == [
+            "PostStartHook failed for container app: command ['/bin/sh', '-c', 'warm-up'] exited with 1: "
+            "warm-up: not found"
+        ]
+        hook_ok["ok"] = True
+        await worker.sync(full=True)  # the first restart is immediate
+        runs = await node.runs(worker, "app")
+        assert [r.restarts for r in runs] == [0, 1]
+        assert (await docker.inspect_container(runs[-1].id)).state.running
+        assert status_of(worker)["restartCount"] == 1
+
+    run(scenario())

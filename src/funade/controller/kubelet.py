@@ -410,8 +410,29 @@ class PodWorker:
         self.kick()  # the next pass reads the new run from Docker
         self._killed.discard(name)
         self._event("Normal", "Started", f"Started container {name}")
+        # Like the kubelet, keep the run before this one (for `logs --previous`) and no older.
+        keep = {run.id} | ({last.id} if last is not None else set())
+        for stale in [r for r in self._runs_cache or [] if r.name == name and r.id not in keep]:
+            await self.rt.remove(stale.id)
+        post_start = (container.get("lifecycle") or {}).get("postStart")
+        if post_start:
+            await self._post_start(container, run, post_start)
         self.kubelet.changed()
         return run
+
+    async def _post_start(self, container: Obj, run: ContainerRun, hook: Obj) -> None:
+        """Run the postStart hook; a failing hook kills the container, which then restarts by policy."""
+        grace = float(self.pod["spec"].get("terminationGracePeriodSeconds", 30))
+        ok, message = await self._run_handler(container, run, hook, grace)
+        if ok:
+            return
+        name = container["name"]
+        self._event("Warning", "FailedPostStartHook", f"PostStartHook failed for container {name}: {message}")
+        self._stopping.add(name)
+        try:
+            await self.rt.stop(run.id, grace)
+        finally:
+            self._stopping.discard(name)
 
     def _start_failed(
         self, name: str, failures: int, now: float, reason: str, message: str, event: str, retry: float | None = None
