@@ -66,7 +66,7 @@ class ScriptedRuntime(LocalRuntime):
     """
 
     def __init__(self, docker: FakeDocker, home: Path) -> None:
-        super().__init__(docker, home)  # type: ignore[arg-type]  # the fake stands in for DockerClient
+        super().__init__(docker, home)
         self.answers: dict[str, bool] = {}
         self.urls: list[str] = []
 

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from funade.adapters.docker import DockerClient, DockerError, DockerUnavailable
+from funade.adapters.docker import Docker, DockerError, DockerUnavailable
 from funade.adapters.local.runtime import LocalRuntime
 from funade.controller.kubelet import Kubelet, PodWorker
 from funade.controller.workloads import WorkloadController
@@ -32,7 +32,7 @@ RESYNC_SECONDS = 2.0
 class Manager:
     """Runs the local target's controllers in the server's event loop."""
 
-    def __init__(self, store: Store, docker: DockerClient, home: Path) -> None:
+    def __init__(self, store: Store, docker: Docker, home: Path) -> None:
         self.store = store
         self.docker = docker
         self.runtime = LocalRuntime(docker, home)

@@ -28,6 +28,7 @@ from ._models import (
     StreamName,
     VolumeInfo,
 )
+from ._protocol import Docker
 from ._wire import split_image_ref
 from .engine import DEFAULT_SOCKET, MAX_API_VERSION, DockerClient, negotiate_api_version
 from .fake import ExecScript, FakeDocker
@@ -41,6 +42,7 @@ __all__ = [
     "ContainerSpec",
     "ContainerState",
     "ContainerSummary",
+    "Docker",
     "DockerClient",
     "DockerError",
     "DockerEvent",

@@ -30,7 +30,7 @@ from funade.adapters.docker import (
     Conflict,
     ContainerInfo,
     ContainerSpec,
-    DockerClient,
+    Docker,
     DockerError,
     LogLine,
     Mount,
@@ -110,7 +110,7 @@ def _name_part(value: str) -> str:
 class LocalRuntime:
     """Pod-level operations over the Docker Engine."""
 
-    def __init__(self, docker: DockerClient, home: Path, network: str = NETWORK) -> None:
+    def __init__(self, docker: Docker, home: Path, network: str = NETWORK) -> None:
         self.docker = docker
         self.home = home
         self.instance = instance_id(home)
