@@ -275,3 +275,82 @@ def test_initialized_transition_time_moves_when_init_finishes() -> None:
 
     assert second["Initialized"] == {"type": "Initialized", "status": "True", "lastTransitionTime": T1}
     assert second["Ready"]["lastTransitionTime"] == T0
+
+
+# -- container_env / container_user / expand_command ------------------------------------------
+
+
+def _env_pod(container: dict[str, object], security: dict[str, object] | None = None) -> dict[str, object]:
+    return {
+        "metadata": {"name": "web-1", "namespace": "shop", "uid": "u-1", "labels": {"app": "web"}},
+        "spec": {"containers": [container], "securityContext": security or {}},
+    }
+
+
+_OBJECTS = {
+    ("ConfigMap", "cfg"): {"data": {"mode": "fast", "size": "3"}},
+    ("Secret", "sec"): {"data": {"password": "czNjcmV0"}},  # base64 of s3cret
+}
+
+
+def _lookup(kind: str, name: str) -> dict[str, object] | None:
+    return _OBJECTS.get((kind, name))
+
+
+def test_container_env_resolves_every_source_in_order() -> None:
+    container = {
+        "name": "app",
+        "envFrom": [{"configMapRef": {"name": "cfg"}, "prefix": "CFG_"}, {"secretRef": {"name": "sec"}}],
+        "env": [
+            {"name": "MODE", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "mode"}}},
+            {"name": "PASS", "valueFrom": {"secretKeyRef": {"name": "sec", "key": "password"}}},
+            {"name": "ME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            {"name": "IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+            {"name": "APP", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['app']"}}},
+            {"name": "URL", "value": "http://$(IP):8080/$(MODE)"},
+            {"name": "OPT", "valueFrom": {"secretKeyRef": {"name": "missing", "key": "k", "optional": True}}},
+        ],
+    }
+    env = pods.container_env(_env_pod(container), container, "10.0.0.7", _lookup)
+    assert env == {
+        "CFG_mode": "fast",
+        "CFG_size": "3",
+        "password": "s3cret",
+        "MODE": "fast",
+        "PASS": "s3cret",
+        "ME": "web-1",
+        "IP": "10.0.0.7",
+        "APP": "web",
+        "URL": "http://10.0.0.7:8080/fast",
+        "HOSTNAME": "web-1",
+    }
+
+
+@pytest.mark.parametrize(
+    ("value_from", "message"),
+    [
+        ({"secretKeyRef": {"name": "nope", "key": "k"}}, 'secret "nope" not found'),
+        ({"configMapKeyRef": {"name": "cfg", "key": "nope"}}, "couldn't find key nope in ConfigMap shop/cfg"),
+        ({"fieldRef": {"fieldPath": "spec.nodeSelector"}}, "unsupported fieldRef"),
+    ],
+)
+def test_container_env_names_what_is_missing(value_from: dict[str, object], message: str) -> None:
+    container = {"name": "app", "env": [{"name": "X", "valueFrom": value_from}]}
+    with pytest.raises(pods.ConfigError, match=message):
+        pods.container_env(_env_pod(container), container, "", _lookup)
+
+
+def test_container_user_applies_security_context_and_non_root() -> None:
+    container: dict[str, object] = {"name": "app"}
+    assert pods.container_user(_env_pod(container), container, "") is None
+    assert pods.container_user(_env_pod(container, {"runAsUser": 1001}), container, "") == "1001"
+    assert pods.container_user(_env_pod(container, {"runAsGroup": 5}), container, "app:7") == "app:5"
+    with pytest.raises(pods.ConfigError, match="image will run as root"):
+        pods.container_user(_env_pod(container, {"runAsNonRoot": True}), container, "")
+
+
+def test_expand_command_copies_the_container() -> None:
+    container = {"name": "app", "command": ["/bin/echo", "$(GREETING)"], "args": ["$$(literal)"]}
+    expanded = pods.expand_command(container, {"GREETING": "hi"})
+    assert (expanded["command"], expanded["args"]) == (["/bin/echo", "hi"], ["$(literal)"])
+    assert container["command"] == ["/bin/echo", "$(GREETING)"]

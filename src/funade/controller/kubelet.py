@@ -9,7 +9,6 @@ After a crash of the server the workers are rebuilt from the sandboxes Docker st
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import logging
 import time
@@ -54,10 +53,6 @@ def _timing(probe: Obj) -> probes.Timing:
         success_threshold=int(probe.get("successThreshold", 1)),
         failure_threshold=int(probe.get("failureThreshold", 3)),
     )
-
-
-class ConfigError(Exception):
-    """The container cannot be configured yet (CreateContainerConfigError)."""
 
 
 class PodWorker:
@@ -396,7 +391,7 @@ class PodWorker:
                 name, failures, now, "ErrImagePull", str(exc), f'Failed to pull image "{container["image"]}": {exc}'
             )
             return None
-        except (ConfigError, LookupError, ValueError) as exc:
+        except (podrules.ConfigError, LookupError, ValueError) as exc:
             message = str(exc).strip("'\"")
             self._start_failed(
                 name, failures, now, "CreateContainerConfigError", message, f"Error: {message}", CONFIG_RETRY_SECONDS
@@ -488,58 +483,14 @@ class PodWorker:
 
     def _configure(self, container: Obj, image_user: str) -> tuple[list[str], list[Mount], str | None, Obj]:
         """Resolve env, mounts, user and $(VAR) in command/args; raises ConfigError when it cannot."""
-        spec = self.pod["spec"]
-        meta = self.pod["metadata"]
-        ns = meta["namespace"]
-        uid, gid, non_root = podrules.effective_ids(spec.get("securityContext"), container.get("securityContext"))
-        if non_root:
-            problem = podrules.non_root_violation(uid, image_user)
-            if problem:
-                raise ConfigError(f'{problem} (pod: "{self.name}_{ns}({meta["uid"]})", container: {container["name"]})')
-        user = None
-        if uid is not None:
-            user = f"{uid}:{gid}" if gid is not None else str(uid)
-        elif gid is not None:
-            base = image_user.split(":", 1)[0] or "0"
-            user = f"{base}:{gid}"
-
+        ns = self.namespace
         store = self.kubelet.store
-        env: dict[str, str] = {}
-        for source in container.get("envFrom") or []:
-            prefix = source.get("prefix", "")
-            if "configMapRef" in source:
-                ref = source["configMapRef"]
-                cm = store.get(ObjectKey("ConfigMap", ns, ref["name"]))
-                if cm is None:
-                    if ref.get("optional"):
-                        continue
-                    raise ConfigError(f'configmap "{ref["name"]}" not found')
-                env.update({prefix + k: str(v) for k, v in (cm.get("data") or {}).items()})
-            elif "secretRef" in source:
-                ref = source["secretRef"]
-                secret = store.get(ObjectKey("Secret", ns, ref["name"]))
-                if secret is None:
-                    if ref.get("optional"):
-                        continue
-                    raise ConfigError(f'secret "{ref["name"]}" not found')
-                env.update(
-                    {
-                        prefix + k: base64.b64decode(v).decode(errors="replace")
-                        for k, v in (secret.get("data") or {}).items()
-                    }
-                )
-        for var in container.get("env") or []:
-            name = var["name"]
-            if "valueFrom" not in var:
-                env[name] = podrules.expand(str(var.get("value", "")), env)
-                continue
-            value_from = var["valueFrom"]
-            value = self._value_from(ns, name, value_from)
-            if value is not None:
-                env[name] = value
-        env.setdefault("HOSTNAME", self.name)
-        env_list = [f"{k}={v}" for k, v in env.items()]
 
+        def lookup(kind: str, name: str) -> Obj | None:
+            return store.get(ObjectKey(kind, ns, name))
+
+        user = podrules.container_user(self.pod, container, image_user)
+        env = podrules.container_env(self.pod, container, self.sandbox.ip, lookup)
         mounts: list[Mount] = []
         volumes = self.kubelet.volumes_for(self)
         for vm in container.get("volumeMounts") or []:
@@ -550,60 +501,7 @@ class PodWorker:
             else:
                 path = source + ("/" + vm["subPath"] if vm.get("subPath") else "")
                 mounts.append(Mount.bind(path, vm["mountPath"], read_only=read_only))
-        # Command and args expand $(VAR) from the container's environment.
-        expanded = dict(container)
-        for field in ("command", "args"):
-            if container.get(field):
-                expanded[field] = [podrules.expand(str(a), env) for a in container[field]]
-        return env_list, mounts, user, expanded
-
-    def _value_from(self, ns: str, name: str, value_from: Obj) -> str | None:
-        store = self.kubelet.store
-        if "secretKeyRef" in value_from:
-            ref = value_from["secretKeyRef"]
-            secret = store.get(ObjectKey("Secret", ns, ref["name"]))
-            if secret is None or ref["key"] not in (secret.get("data") or {}):
-                if ref.get("optional"):
-                    return None
-                if secret is None:
-                    raise ConfigError(f'secret "{ref["name"]}" not found')
-                raise ConfigError(f"couldn't find key {ref['key']} in Secret {ns}/{ref['name']}")
-            return base64.b64decode(secret["data"][ref["key"]]).decode(errors="replace")
-        if "configMapKeyRef" in value_from:
-            ref = value_from["configMapKeyRef"]
-            cm = store.get(ObjectKey("ConfigMap", ns, ref["name"]))
-            if cm is None or ref["key"] not in (cm.get("data") or {}):
-                if ref.get("optional"):
-                    return None
-                if cm is None:
-                    raise ConfigError(f'configmap "{ref["name"]}" not found')
-                raise ConfigError(f"couldn't find key {ref['key']} in ConfigMap {ns}/{ref['name']}")
-            return str(cm["data"][ref["key"]])
-        if "fieldRef" in value_from:
-            path = value_from["fieldRef"]["fieldPath"]
-            meta = self.pod["metadata"]
-            simple = {
-                "metadata.name": meta["name"],
-                "metadata.namespace": meta["namespace"],
-                "metadata.uid": meta["uid"],
-                "status.podIP": self.sandbox.ip,
-                "status.podIPs": self.sandbox.ip,
-                "status.hostIP": "127.0.0.1",
-                "spec.nodeName": "local",
-                "spec.serviceAccountName": self.pod["spec"].get("serviceAccountName", "default"),
-            }
-            if path in simple:
-                return str(simple[path])
-            for prefix, source in (
-                ("metadata.labels", meta.get("labels") or {}),
-                ("metadata.annotations", meta.get("annotations") or {}),
-            ):
-                if path.startswith(prefix + "['") and path.endswith("']"):
-                    return str(source.get(path[len(prefix) + 2 : -2], ""))
-            raise ConfigError(f"unsupported fieldRef {path!r} for env {name}")
-        if "resourceFieldRef" in value_from:
-            raise ConfigError(f"resourceFieldRef for env {name} is not supported on the local target")
-        raise ConfigError(f"env {name}: empty valueFrom")
+        return [f"{k}={v}" for k, v in env.items()], mounts, user, podrules.expand_command(container, env)
 
     # -- probes -----------------------------------------------------------------------
 
@@ -906,7 +804,7 @@ class Kubelet:
     def volumes_for(self, worker: PodWorker) -> dict[str, tuple[str, str]]:
         volumes = self._volumes.get(worker.uid)
         if volumes is None:
-            raise ConfigError("volumes are not prepared")
+            raise podrules.ConfigError("volumes are not prepared")
         return volumes
 
     async def create_pod(self, pod: Obj) -> PodWorker:
