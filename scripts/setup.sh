@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 PACKAGES=(docker.io docker-registry haproxy prometheus wrk git busybox-static gcc libc6-dev curl)
 say() { printf '\033[1m==>\033[0m %s\n' "$*"; }
 
+# A Debian python3 needs python3-venv for `python3 -m venv` (pyenv or python.org builds have it).
+python3 -c 'import ensurepip, venv' 2>/dev/null || PACKAGES+=(python3-venv)
+
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -26,12 +29,20 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   [ "$policy_added" = 1 ] && rm -f /usr/sbin/policy-rc.d
+  if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
+    # Nor at the next boot: funade runs its own, on loopback.
+    systemctl disable --now haproxy prometheus prometheus-node-exporter docker-registry >/dev/null 2>&1 || true
+  fi
 fi
 
 if ! docker info >/dev/null 2>&1; then
   say "starting dockerd"
-  mkdir -p /var/log
-  nohup dockerd >/var/log/funade-dockerd.log 2>&1 &
+  if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
+    systemctl start docker
+  else
+    mkdir -p /var/log
+    nohup dockerd >/var/log/funade-dockerd.log 2>&1 &
+  fi
   for _ in $(seq 1 120); do
     docker info >/dev/null 2>&1 && break
     sleep 0.5

@@ -280,6 +280,50 @@ def rollout_line(deployment: Obj, pods: list[Obj]) -> Table:
     return table
 
 
+def probe_line(probe: Obj) -> str:
+    """A probe as kubectl describes it: ``http-get http://:8080/ready delay=0s timeout=1s period=10s …``."""
+    if "httpGet" in probe:
+        h = probe["httpGet"]
+        how = (
+            f"http-get {str(h.get('scheme', 'HTTP')).lower()}://{h.get('host', '')}:{h.get('port')}{h.get('path', '/')}"
+        )
+    elif "tcpSocket" in probe:
+        how = f"tcp-socket :{probe['tcpSocket'].get('port')}"
+    elif "exec" in probe:
+        how = f"exec {probe['exec'].get('command')}"
+    else:
+        how = "grpc"
+    return (
+        f"{how} delay={probe.get('initialDelaySeconds', 0)}s timeout={probe.get('timeoutSeconds', 1)}s "
+        f"period={probe.get('periodSeconds', 10)}s #success={probe.get('successThreshold', 1)} "
+        f"#failure={probe.get('failureThreshold', 3)}"
+    )
+
+
+def _container_spec_lines(container: Obj) -> list[str]:
+    if not container:
+        return []
+    lines = [f"  Image:      {container.get('image')}"]
+    ports = ", ".join(
+        f"{p['containerPort']}/{p.get('protocol', 'TCP')}" + (f" ({p['name']})" if p.get("name") else "")
+        for p in container.get("ports") or []
+    )
+    if ports:
+        lines.append(f"  Ports:      {ports}")
+    resources = container.get("resources") or {}
+    for kind in ("limits", "requests"):
+        if resources.get(kind):
+            values = ", ".join(f"{k}={v}" for k, v in resources[kind].items())
+            lines.append(f"  {kind.capitalize() + ':':<11} {values}")
+    for field, label in (("startupProbe", "Startup"), ("readinessProbe", "Readiness"), ("livenessProbe", "Liveness")):
+        if container.get(field):
+            lines.append(f"  {label + ':':<11} {probe_line(container[field])}")
+    for mount in container.get("volumeMounts") or []:
+        mode = "ro" if mount.get("readOnly") else "rw"
+        lines.append(f"  Mount:      {mount['mountPath']} from {mount['name']} ({mode})")
+    return lines
+
+
 def describe(obj: Obj, events: list[Obj]) -> str:
     """`funade describe`: the object's key fields, conditions and recent events."""
     meta = obj["metadata"]
@@ -314,6 +358,7 @@ def describe(obj: Obj, events: list[Obj]) -> str:
     if obj["kind"] == "Pod":
         lines.append(f"Status:       {pod_summary(obj)[1]}")
         lines.append(f"IP:           {status.get('podIP') or '<none>'}")
+        specs = {c["name"]: c for c in spec.get("containers", [])}
         for c in status.get("containerStatuses", []):
             state = next(iter(c.get("state", {}) or {"unknown": {}}))
             detail = c["state"].get(state, {}) if c.get("state") else {}
@@ -331,6 +376,7 @@ def describe(obj: Obj, events: list[Obj]) -> str:
                     f"  Last state: terminated ({t.get('reason')}), exit code {t.get('exitCode')}, "
                     f"finished {t.get('finishedAt')}"
                 )
+            lines += _container_spec_lines(specs.get(c["name"], {}))
     if status.get("localTarget"):
         lines.append(f"Status:       {status['localTarget']}")
     conditions = status.get("conditions") or []
