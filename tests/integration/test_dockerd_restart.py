@@ -8,6 +8,7 @@ reboot, and the Deployment is available again, with no duplicate or orphaned con
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -44,19 +45,29 @@ def _engine_answers() -> bool:
     return subprocess.run(["docker", "info"], capture_output=True, check=False, timeout=30).returncode == 0
 
 
-def _restart_dockerd() -> None:
-    """Stop dockerd the way an upgrade or a crash does, and start it again."""
-    if (
-        shutil.which("systemctl")
-        and subprocess.run(["systemctl", "is-active", "--quiet", "docker"], check=False).returncode == 0
-    ):
-        subprocess.run(["systemctl", "restart", "docker"], check=True, timeout=120)
+def _systemd_docker() -> bool:
+    return bool(shutil.which("systemctl")) and (
+        subprocess.run(["systemctl", "is-active", "--quiet", "docker"], check=False).returncode == 0
+    )
+
+
+def _stop_dockerd() -> bool:
+    """Stop dockerd the way an upgrade or a crash does; True when systemd runs it."""
+    if _systemd_docker():
+        subprocess.run(["systemctl", "stop", "docker", "docker.socket"], check=True, timeout=120)
+        return True
+    pids = _dockerd_pids()
+    assert pids, "no dockerd process to restart"
+    for pid in pids:
+        os.kill(pid, signal.SIGTERM)
+    wait_until(lambda: not _dockerd_pids(), 60, "dockerd to stop")
+    return False
+
+
+def _start_dockerd(systemd: bool) -> None:
+    if systemd:
+        subprocess.run(["systemctl", "start", "docker"], check=True, timeout=120)
     else:
-        pids = _dockerd_pids()
-        assert pids, "no dockerd process to restart"
-        for pid in pids:
-            os.kill(pid, signal.SIGTERM)
-        wait_until(lambda: not _dockerd_pids(), 60, "dockerd to stop")
         log = open("/var/log/funade-dockerd.log", "ab")  # noqa: SIM115 - handed to dockerd
         subprocess.Popen(["dockerd"], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     wait_until(_engine_answers, 90, "dockerd to answer again", interval=0.5)
@@ -99,7 +110,18 @@ def test_pods_come_back_after_dockerd_restarts(tmp_path: Path) -> None:
         assert len(before) == 2
 
         started = time.monotonic()
-        _restart_dockerd()
+        systemd = _stop_dockerd()
+        try:
+            # While the Engine is away, `funade status` says so and how to start it.
+            def docker_reported_down() -> str:
+                r = own.cli("status", "-o", "json", timeout=30)
+                info = json.loads(r.stdout)
+                return "" if info["docker"]["ok"] else str(info["docker"]["error"])
+
+            message = own.wait_until(docker_reported_down, 30, "funade status to report Docker down")
+            assert "Docker Engine is not running" in message and "dockerd" in message, message
+        finally:
+            _start_dockerd(systemd)
         assert own.alive(), "the funade server must outlive a Docker restart"
 
         def available_again() -> bool:

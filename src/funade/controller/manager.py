@@ -86,6 +86,7 @@ class Manager:
                     self.synced.set()
                     continue
             try:
+                await self.docker.ping()  # so `funade status` tells when the Engine goes away
                 await self.workloads.reconcile()
                 self.passes += 1
                 if not self.synced.is_set():
