@@ -257,3 +257,29 @@ def test_termination_runs_prestop_before_sigterm(funade: Funade, ns: str) -> Non
     assert "prestop-ran" in text and "shutting down" in text, text
     assert text.index("prestop-ran") < text.index("shutting down"), text
     assert funade.find("Pod", ns, "graceful") is None
+
+
+def test_exec_runs_commands_in_the_pods_container(funade: Funade, ns: str) -> None:
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "shell"},
+        "spec": {
+            "securityContext": {"runAsUser": 4321},
+            "containers": [{"name": "app", "image": IMAGE, "env": [{"name": "GREETING", "value": "moin"}]}],
+        },
+    }
+    r = funade.apply(ns, pod)
+    assert r.code == 0, r.output
+    funade.wait_until(
+        lambda: "running" in container_status(funade.pod(ns, "shell")).get("state", {}),
+        60,
+        "the container to run",
+        namespace=ns,
+    )
+    r = funade.cli("exec", "shell", "-n", ns, "--", "sh", "-c", "echo $GREETING $(id -u)")
+    assert (r.code, r.stdout.strip()) == (0, "moin 4321"), r.output
+    r = funade.cli("exec", "shell", "-n", ns, "--", "sh", "-c", "exit 3")
+    assert r.code == 3, r.output  # the command's exit code is the CLI's
+    r = funade.cli("exec", "shell", "-n", ns, "-c", "nope", "--", "true")
+    assert r.code != 0 and "container nope is not valid for pod shell" in r.stderr, r.output

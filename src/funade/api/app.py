@@ -22,6 +22,7 @@ from starlette.routing import Route
 
 import funade
 from funade.adapters.docker import DockerClient
+from funade.adapters.local.runtime import ContainerRun
 from funade.adapters.store.sqlite import SqliteStore
 from funade.controller.manager import Manager
 from funade.core import objects, selectors
@@ -224,22 +225,35 @@ class Api:
         self.manager.poke()
         return JSONResponse({"object": obj})
 
-    async def logs(self, request: Request) -> Response:
+    async def _runs_of(self, request: Request) -> tuple[list[ContainerRun], str]:
+        """The runs of the container a request names (``?container=``; the only one by default)."""
         ns, name = request.path_params["namespace"], request.path_params["name"]
-        q = request.query_params
         worker = self.manager.find_pod(ns, name)
         if worker is None:
-            return _error(f'pods "{name}" not found in namespace {ns}', 404)
+            raise workloads.WorkloadError(f'pods "{name}" not found in namespace {ns}', 404)
         containers = [c["name"] for c in worker.pod["spec"]["containers"]]
         inits = [c["name"] for c in worker.pod["spec"].get("initContainers") or []]
-        container = q.get("container") or (containers[0] if len(containers) == 1 else "")
+        container = request.query_params.get("container") or (containers[0] if len(containers) == 1 else "")
         if not container:
-            return _error(
+            raise workloads.WorkloadError(
                 f"a container name must be specified for pod {name}, choose one of: [{' '.join(containers)}]", 400
             )
         if container not in containers + inits:
-            return _error(f"container {container} is not valid for pod {name}", 400)
-        runs = [r for r in await self.manager.runtime.runs(worker.uid) if r.name == container]
+            raise workloads.WorkloadError(f"container {container} is not valid for pod {name}", 400)
+        return [r for r in await self.manager.runtime.runs(worker.uid) if r.name == container], container
+
+    async def exec_target(self, request: Request) -> Response:
+        """The Docker container a `funade exec` runs in: the container's current run, if running."""
+        runs, container = await self._runs_of(request)
+        name = request.path_params["name"]
+        if not runs or not runs[-1].info.state.running:
+            raise workloads.WorkloadError(f'container "{container}" in pod "{name}" is not running', 409)
+        return JSONResponse({"containerID": runs[-1].id, "container": container})
+
+    async def logs(self, request: Request) -> Response:
+        runs, container = await self._runs_of(request)
+        name = request.path_params["name"]
+        q = request.query_params
         if q.get("previous") == "true":
             runs = runs[:-1]
             if not runs:
@@ -295,6 +309,7 @@ def create_app(home: Path) -> Starlette:
             route("/v1/scale/{kind}/{namespace}/{name}", api.scale, ["POST"]),
             route("/v1/rollout/{namespace}/{name}/{verb}", api.rollout, ["GET", "POST"]),
             route("/v1/logs/{namespace}/{name}", api.logs, ["GET"]),
+            route("/v1/exec/{namespace}/{name}", api.exec_target, ["GET"]),
         ],
         lifespan=lifespan,
     )

@@ -8,6 +8,8 @@ so bad input fails with the file, line and field and the server is never touched
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sys
 import threading
 import time
@@ -349,6 +351,27 @@ def logs(
         raise _fail("; ".join(failures))
 
 
+def exec_(
+    pod: str = typer.Argument(..., help="POD"),
+    command: list[str] = typer.Argument(..., help="the command, after --"),
+    container: str | None = typer.Option(None, "-c", "--container"),
+    stdin: bool = typer.Option(False, "-i", "--stdin", help="pass stdin to the command"),
+    tty: bool = typer.Option(False, "-t", "--tty", help="allocate a terminal"),
+    namespace: str = NamespaceOpt,
+) -> None:
+    """Run a command in a pod's container (`funade exec POD -- CMD…`).
+
+    The local target's pods are Docker containers on this host, so the command runs
+    through the Docker CLI, with a real terminal when asked (-it).
+    """
+    target = _call(_client().get, f"/v1/exec/{namespace}/{pod}", container=container)
+    docker = shutil.which("docker")
+    if docker is None:
+        raise _fail("the docker CLI is not installed: `funade exec` runs commands through it")
+    flags = (["-i"] if stdin else []) + (["-t"] if tty else [])
+    os.execv(docker, [docker, "exec", *flags, target["containerID"], *command])
+
+
 def events(
     namespace: str = NamespaceOpt,
     all_namespaces: bool = typer.Option(False, "-A", "--all-namespaces"),
@@ -560,4 +583,5 @@ def rollout_resume(
 def register(app: typer.Typer) -> None:
     for command in (apply, get, describe, delete, logs, events, scale):
         app.command()(command)
+    app.command("exec")(exec_)
     app.add_typer(rollout_app, name="rollout")

@@ -82,6 +82,7 @@ class PodWorker:
         self._logged_backoff: dict[str, float] = {}
         self._runs_cache: list[ContainerRun] | None = None
         self._sandbox_failures = 0
+        self._sandbox_started: datetime | None = None
         self._last_full = 0.0
         self._wake_at = 0.0
 
@@ -229,6 +230,7 @@ class PodWorker:
         """
         info = await self.rt.inspect(self.sandbox.id)
         since = info.state.started_at if info is not None else None
+        self._sandbox_started = since
         stale = [
             run
             for run in await self.rt.runs(self.uid)
@@ -364,6 +366,9 @@ class PodWorker:
             started = last.info.state.started_at
             ran_for = (finished - started).total_seconds() if finished and started else None
             delay = probes.restart_delay(last.restarts, ran_for)
+            if finished and self._sandbox_started and finished <= self._sandbox_started:
+                # It stopped because its sandbox went down (an Engine restart): not its fault, no back-off.
+                delay = 0.0
             finished_ts = finished.timestamp() if finished else now
             if now < finished_ts + delay:
                 self._wake_at = min(self._wake_at, finished_ts + delay)
