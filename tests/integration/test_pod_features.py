@@ -283,3 +283,34 @@ def test_exec_runs_commands_in_the_pods_container(funade: Funade, ns: str) -> No
     assert r.code == 3, r.output  # the command's exit code is the CLI's
     r = funade.cli("exec", "shell", "-n", ns, "-c", "nope", "--", "true")
     assert r.code != 0 and "container nope is not valid for pod shell" in r.stderr, r.output
+
+
+def test_get_watch_shows_changes_as_they_happen(funade: Funade, ns: str) -> None:
+    watcher = subprocess.Popen(
+        [funade_executable(), "get", "pods", "-n", ns, "-w"],
+        env=funade.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(watcher.stdout or []), daemon=True)
+    reader.start()
+    try:
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "watched"},
+            "spec": {"containers": [{"name": "app", "image": IMAGE}]},
+        }
+        r = funade.apply(ns, pod)
+        assert r.code == 0, r.output
+        funade.wait_until(
+            lambda: any(line.split()[:3] == ["watched", "1/1", "Running"] for line in lines if line.strip()),
+            60,
+            "the watch to show the pod running",
+        )
+    finally:
+        watcher.terminate()
+        watcher.wait(timeout=30)
+        reader.join(timeout=10)

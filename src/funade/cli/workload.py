@@ -164,10 +164,14 @@ def get(
     namespace: str = NamespaceOpt,
     all_namespaces: bool = typer.Option(False, "-A", "--all-namespaces"),
     selector: str | None = typer.Option(None, "-l", "--selector"),
+    watch: bool = typer.Option(False, "-w", "--watch", help="keep the list on screen as it changes (Ctrl-C ends)"),
     output: str = OutputOpt,
 ) -> None:
     """List objects, or show one (`all` lists pods, services, deployments and replica sets)."""
     client = _client()
+    if watch and not name and output not in ("json", "yaml", "name"):
+        _watch(client, _ref(kind, None)[0], namespace, all_namespaces, selector, output == "wide")
+        return
     if kind.lower() == "all" and not name:
         _get_all(client, namespace, all_namespaces, selector, output)
         return
@@ -199,6 +203,32 @@ def get(
         err.print(f"No resources found{where}.")
         return
     console.print(render.object_table(kind, items, wide=output == "wide", all_namespaces=all_namespaces))
+
+
+def _watch(client: Client, kind: str, namespace: str, all_namespaces: bool, selector: str | None, wide: bool) -> None:
+    """`get -w`: a live table on a terminal; elsewhere, the table again each time it changes."""
+    params = {"namespace": namespace, "selector": selector, "allNamespaces": "true" if all_namespaces else None}
+    last = None
+    live = Live(console=console, refresh_per_second=4) if console.is_terminal else None
+    try:
+        if live:
+            live.start()
+        while True:
+            data = _call(client.get, f"/v1/objects/{kind}", **params)
+            shape = [(o["metadata"].get("namespace"), o["metadata"]["name"], o.get("status")) for o in data["items"]]
+            table = render.object_table(data["kind"], data["items"], wide=wide, all_namespaces=all_namespaces)
+            if live:
+                live.update(table)
+            elif shape != last:
+                console.print(table)
+                console.print()
+            last = shape
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        return
+    finally:
+        if live:
+            live.stop()
 
 
 def _get_all(client: Client, namespace: str, all_namespaces: bool, selector: str | None, output: str) -> None:
