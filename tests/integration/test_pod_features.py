@@ -34,6 +34,17 @@ Obj = dict[str, Any]
 IMAGE = "funade-testapp:1.0.0"
 
 
+def _background(funade: Funade, *args: str) -> tuple[subprocess.Popen[str], threading.Thread, list[str]]:
+    """A `funade` command left running, its output lines collected as they come."""
+    process = subprocess.Popen(
+        [funade_executable(), *args], env=funade.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(process.stdout or []), daemon=True)
+    reader.start()
+    return process, reader, lines
+
+
 def _app_container(funade: Funade, pod: Obj, name: str = "app") -> Obj:
     uid = pod["metadata"]["uid"]
     (found,) = [
@@ -237,16 +248,7 @@ def test_termination_runs_prestop_before_sigterm(funade: Funade, ns: str) -> Non
     funade.wait_until(lambda: is_ready(funade.pod(ns, "graceful")), 60, "the pod to be ready", namespace=ns)
 
     # Follow the logs while the pod is deleted: the stream ends when the container stops.
-    follower = subprocess.Popen(
-        [funade_executable(), "logs", "graceful", "-n", ns, "-f"],
-        env=funade.env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(follower.stdout or []), daemon=True)
-    reader.start()
+    follower, reader, lines = _background(funade, "logs", "graceful", "-n", ns, "-f")
     funade.wait_until(lambda: any("listening" in line for line in lines), 30, "the log stream to start")
 
     r = funade.cli("delete", "pod", "graceful", "-n", ns)
@@ -286,16 +288,7 @@ def test_exec_runs_commands_in_the_pods_container(funade: Funade, ns: str) -> No
 
 
 def test_get_watch_shows_changes_as_they_happen(funade: Funade, ns: str) -> None:
-    watcher = subprocess.Popen(
-        [funade_executable(), "get", "pods", "-n", ns, "-w"],
-        env=funade.env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(watcher.stdout or []), daemon=True)
-    reader.start()
+    watcher, reader, lines = _background(funade, "get", "pods", "-n", ns, "-w")
     try:
         pod = {
             "apiVersion": "v1",

@@ -183,13 +183,7 @@ def get(
             return
         items = [obj]
     else:
-        data = _call(
-            client.get,
-            f"/v1/objects/{kind}",
-            namespace=namespace,
-            selector=selector,
-            allNamespaces="true" if all_namespaces else None,
-        )
+        data = _list(client, kind, namespace, all_namespaces, selector)
         kind, items = data["kind"], data["items"]
         if output in ("json", "yaml"):
             _dump({"apiVersion": "v1", "kind": "List", "items": items}, output)
@@ -205,16 +199,27 @@ def get(
     console.print(render.object_table(kind, items, wide=output == "wide", all_namespaces=all_namespaces))
 
 
+def _list(client: Client, kind: str, namespace: str, all_namespaces: bool, selector: str | None) -> Obj:
+    """``GET /v1/objects/KIND`` for one namespace (or all), filtered by a label selector."""
+    data: Obj = _call(
+        client.get,
+        f"/v1/objects/{kind}",
+        namespace=namespace,
+        selector=selector,
+        allNamespaces="true" if all_namespaces else None,
+    )
+    return data
+
+
 def _watch(client: Client, kind: str, namespace: str, all_namespaces: bool, selector: str | None, wide: bool) -> None:
     """`get -w`: a live table on a terminal; elsewhere, the table again each time it changes."""
-    params = {"namespace": namespace, "selector": selector, "allNamespaces": "true" if all_namespaces else None}
     last = None
     live = Live(console=console, refresh_per_second=4) if console.is_terminal else None
     try:
         if live:
             live.start()
         while True:
-            data = _call(client.get, f"/v1/objects/{kind}", **params)
+            data = _list(client, kind, namespace, all_namespaces, selector)
             shape = [(o["metadata"].get("namespace"), o["metadata"]["name"], o.get("status")) for o in data["items"]]
             table = render.object_table(data["kind"], data["items"], wide=wide, all_namespaces=all_namespaces)
             if live:
@@ -235,13 +240,7 @@ def _get_all(client: Client, namespace: str, all_namespaces: bool, selector: str
     found: list[Obj] = []
     printed = False
     for kind in ("Pod", "Service", "Deployment", "ReplicaSet"):
-        data = _call(
-            client.get,
-            f"/v1/objects/{kind}",
-            namespace=namespace,
-            selector=selector,
-            allNamespaces="true" if all_namespaces else None,
-        )
+        data = _list(client, kind, namespace, all_namespaces, selector)
         items = data["items"]
         found += items
         if not items or output in ("json", "yaml"):
