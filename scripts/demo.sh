@@ -20,6 +20,10 @@ set_tag() {  # what a release commit does to the overlay
     "$work/shop/base/deployment.yaml"
 }
 
+step "0. Lint the app's Dockerfile (hadolint + funade's rules for the seed's practices)"
+run image lint testapp/Dockerfile --context build/testapp/context
+run image lint tests/fixtures/dockerfiles/go.Dockerfile -t warning
+
 step "1. Start funade (API, controllers; Docker runs the pods)"
 run up
 run status

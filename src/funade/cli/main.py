@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from funade.cli import server, workload
+from funade.cli import image, server, workload
 
 __all__ = ["app", "main"]
 
@@ -17,6 +17,7 @@ app = typer.Typer(
 )
 server.register(app)
 workload.register(app)
+app.add_typer(image.app, name="image")
 
 
 def main() -> None:
