@@ -24,6 +24,10 @@ step "0. Lint the app's Dockerfile (hadolint + funade's rules for the seed's pra
 run image lint testapp/Dockerfile --context build/testapp/context
 run image lint tests/fixtures/dockerfiles/go.Dockerfile -t warning
 
+step "0b. Build it with the Docker Engine: tags from git (sha-…, latest on the default branch), OCI labels, size per layer"
+# --allow-dirty: a developer's checkout may have local changes; CI's clean clone has none.
+run image build build/testapp/context --repo funade-shop --build-arg VERSION=demo --allow-dirty
+
 step "1. Start funade (API, controllers; Docker runs the pods)"
 run up
 run status

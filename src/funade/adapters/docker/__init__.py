@@ -3,7 +3,8 @@
 Everything the local target needs from Docker (containers, exec, logs, images,
 networks, volumes, events) goes through `DockerClient`; callers import this
 package, never its private modules. `FakeDocker` is its in-memory stand-in for
-unit tests.
+unit tests. `DockerBuilder` builds images on the same connection (`FakeBuilder` replays
+scripted builds).
 """
 
 from ._errors import Conflict, DockerError, DockerUnavailable, ImagePullError, NotFound
@@ -30,6 +31,7 @@ from ._models import (
 )
 from ._protocol import Docker
 from ._wire import split_image_ref
+from .build import DockerBuilder, FakeBuilder
 from .engine import DEFAULT_SOCKET, MAX_API_VERSION, DockerClient, negotiate_api_version
 from .fake import ExecScript, FakeDocker
 
@@ -43,12 +45,14 @@ __all__ = [
     "ContainerState",
     "ContainerSummary",
     "Docker",
+    "DockerBuilder",
     "DockerClient",
     "DockerError",
     "DockerEvent",
     "DockerUnavailable",
     "ExecResult",
     "ExecScript",
+    "FakeBuilder",
     "FakeDocker",
     "ImageInfo",
     "ImagePullError",
