@@ -1127,14 +1127,19 @@ def test_fake_events_report_starts_and_deaths(docker: FakeDocker) -> None:
         container = await docker.create_container(ContainerSpec(name="one", image=APP_IMAGE, labels={"team": "shop"}))
         await docker.create_container(ContainerSpec(name="two", image=APP_IMAGE))
 
+        subscribed_at = docker.now
+
         async def watch() -> None:
-            async for event in docker.events({"type": ["container"], "event": ["die", "start"], "label": ["team"]}):
+            # ``since`` makes the watcher see everything from now on, however late its task starts.
+            stream = docker.events(
+                {"type": ["container"], "event": ["die", "start"], "label": ["team"]}, since=subscribed_at
+            )
+            async for event in stream:
                 seen.append(event)
                 if event.action == "die":
                     return
 
         task = asyncio.create_task(watch())
-        await asyncio.sleep(0)  # let the watcher subscribe
         await docker.start("two")
         await docker.start(container)
         docker.advance(1)
@@ -1161,11 +1166,14 @@ def test_fake_logs_exec_and_images(docker: FakeDocker) -> None:
         assert [line.text async for line in docker.logs(container)] == ["one", "two", "oops"]
         assert [line.text async for line in docker.logs(container, tail=1, stderr=False)] == ["two"]
 
+        docker.advance(1)
+        followed_from = docker.now
+
         async def follow() -> list[str]:
-            return [line.text async for line in docker.logs(container, follow=True, tail=0)]
+            # ``since`` rather than ``tail=0``: lines logged before the task starts still count.
+            return [line.text async for line in docker.logs(container, follow=True, since=followed_from)]
 
         followed = asyncio.create_task(follow())
-        await asyncio.sleep(0)
         docker.add_log(container, "three")
         docker.exit(container, 0)
         assert await asyncio.wait_for(followed, timeout=5) == ["three"]
