@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from funade.cli import image, server, workload
+from funade.cli import image, registry, server, workload
 
 __all__ = ["app", "main"]
 
@@ -18,6 +18,7 @@ app = typer.Typer(
 server.register(app)
 workload.register(app)
 app.add_typer(image.app, name="image")
+app.add_typer(registry.app, name="registry")
 
 
 def main() -> None:

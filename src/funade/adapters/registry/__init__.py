@@ -1,0 +1,1 @@
+"""Registries: the embedded distribution registry (and, later, the OCI client)."""

@@ -1,0 +1,143 @@
+"""The embedded registry: the CNCF distribution registry (Debian `docker-registry`), run by funade.
+
+It listens on 127.0.0.1 only, keeps its blobs under ``$FUNADE_HOME/registry``, allows
+deletes (lifecycle cleanup needs them) and is started and stopped like the server: a
+pid file, a log file, and a wait until ``GET /v2/`` answers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import yaml
+
+__all__ = ["DEFAULT_ADDRESS", "RegistryError", "RegistryServer", "RegistryStatus"]
+
+DEFAULT_ADDRESS = "127.0.0.1:5000"
+
+
+class RegistryError(Exception):
+    """The registry could not be started, or is not installed."""
+
+
+@dataclass(frozen=True)
+class RegistryStatus:
+    """Whether the embedded registry runs, where, and with which process."""
+
+    running: bool
+    address: str
+    pid: int | None
+    storage: Path
+
+
+class RegistryServer:
+    """Starts, stops and checks the registry of one funade home."""
+
+    def __init__(self, home: Path, address: str = DEFAULT_ADDRESS) -> None:
+        host = address.rpartition(":")[0]
+        if host not in ("127.0.0.1", "localhost", "[::1]"):
+            raise RegistryError(f"{address}: the embedded registry listens on loopback only (127.0.0.1)")
+        self.home = home
+        self.address = address
+        self.dir = home / "registry"
+        self.storage = self.dir / "data"
+        self.config = self.dir / "config.yml"
+        self.log = self.dir / "registry.log"
+        self.pid_file = self.dir / "registry.pid"
+
+    def _config(self) -> dict[str, object]:
+        return {
+            "version": 0.1,
+            "log": {"level": "info", "fields": {"service": "registry"}},
+            "storage": {
+                "filesystem": {"rootdirectory": str(self.storage)},
+                "delete": {"enabled": True},
+                "cache": {"blobdescriptor": "inmemory"},
+            },
+            "http": {"addr": self.address, "headers": {"X-Content-Type-Options": ["nosniff"]}},
+            "health": {"storagedriver": {"enabled": True, "interval": "10s", "threshold": 3}},
+        }
+
+    def pid(self) -> int | None:
+        """The registry's pid when it runs, else None."""
+        try:
+            pid = int(self.pid_file.read_text().strip())
+            os.kill(pid, 0)
+        except (OSError, ValueError):
+            return None
+        return pid
+
+    def answers(self) -> bool:
+        """Whether something answers the registry API on our address."""
+        try:
+            return httpx.get(f"http://{self.address}/v2/", timeout=1.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def status(self) -> RegistryStatus:
+        pid = self.pid()
+        return RegistryStatus(pid is not None and self.answers(), self.address, pid, self.storage)
+
+    def up(self, timeout: float = 30.0) -> RegistryStatus:
+        """Start the registry unless it runs; wait until it answers."""
+        if self.pid() is not None and self.answers():
+            return self.status()
+        if self.answers():
+            raise RegistryError(f"something else already answers as a registry on {self.address}")
+        binary = shutil.which("docker-registry") or shutil.which("registry")
+        if binary is None:
+            raise RegistryError(
+                "the distribution registry is not installed: apt-get install docker-registry (make test/demo do it)"
+            )
+        self.storage.mkdir(parents=True, exist_ok=True)
+        self.config.write_text(yaml.safe_dump(self._config(), sort_keys=False))
+        with open(self.log, "ab") as log:
+            process = subprocess.Popen(
+                [binary, "serve", str(self.config)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        self.pid_file.write_text(str(process.pid))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                tail = "\n".join(self.log.read_text(errors="replace").splitlines()[-10:])
+                self.pid_file.unlink(missing_ok=True)
+                raise RegistryError(f"the registry exited with code {process.returncode}:\n{tail}")
+            if self.answers():
+                return self.status()
+            time.sleep(0.1)
+        self.down()
+        raise RegistryError(f"the registry did not answer on {self.address} within {timeout:g}s; see {self.log}")
+
+    def down(self, timeout: float = 15.0) -> bool:
+        """Stop the registry; True when it was running."""
+        pid = self.pid()
+        if pid is None:
+            self.pid_file.unlink(missing_ok=True)
+            return False
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)  # reap it when we are its parent
+            time.sleep(0.1)
+        else:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.pid_file.unlink(missing_ok=True)
+        return True
