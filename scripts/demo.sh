@@ -28,7 +28,7 @@ step "0b. Build it with the Docker Engine: tags from git (sha-…, latest on the
 # --allow-dirty: a developer's checkout may have local changes; CI's clean clone has none.
 run image build build/testapp/context --repo funade-shop --build-arg VERSION=demo --allow-dirty
 
-step "1. Start funade (API, controllers; Docker runs the pods)"
+step "1. Start funade (API, controllers; Docker runs the pods) and its registry"
 run up
 run status
 

@@ -69,3 +69,20 @@ def test_registry_listens_on_loopback_only(registry: tuple[Funade, str]) -> None
     own, _ = registry
     r = own.cli("registry", "up", "--address", "0.0.0.0:5999")
     assert r.code == 2 and "loopback only" in r.stderr, r.output
+
+
+def test_funade_up_starts_the_registry_and_down_stops_it(tmp_path: Path) -> None:
+    own = Funade(tmp_path / "home", f"127.0.0.1:{free_port()}", tmp_path)
+    address = f"127.0.0.1:{free_port()}"
+    own.env["FUNADE_REGISTRY"] = address
+    try:
+        own.up()
+        assert httpx.get(f"http://{address}/v2/", timeout=5).status_code == 200
+        r = own.cli("status", "-o", "json")
+        assert json.loads(r.stdout)["registry"]["running"] is True, r.output
+    finally:
+        r = own.down()
+        own.close()
+    assert r.code == 0 and "registry stopped" in r.stdout, r.output
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"http://{address}/v2/", timeout=2)

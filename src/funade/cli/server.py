@@ -18,6 +18,8 @@ from pathlib import Path
 
 import typer
 
+from funade.adapters.registry.server import DEFAULT_ADDRESS as REGISTRY_ADDRESS
+from funade.adapters.registry.server import RegistryError, RegistryServer
 from funade.cli import consoles
 from funade.cli.client import DEFAULT_ADDRESS, ApiError, Client, funade_home
 
@@ -86,16 +88,25 @@ def server(
 
 def up(
     address: str = typer.Option(DEFAULT_ADDRESS, "--address", envvar="FUNADE_ADDRESS"),
+    registry_address: str = typer.Option(
+        REGISTRY_ADDRESS, "--registry-address", envvar="FUNADE_REGISTRY", help="where the embedded registry listens"
+    ),
+    no_registry: bool = typer.Option(False, "--no-registry", help="do not start the embedded registry"),
     timeout: float = typer.Option(30.0, "--timeout"),
     output: str = typer.Option("text", "-o", "--output"),
 ) -> None:
-    """Start the funade server in the background and wait until it answers."""
+    """Start the funade server (and the embedded registry) in the background; wait until they answer."""
     _split(address)
     home = funade_home()
     home.mkdir(parents=True, exist_ok=True)
     client = Client(address)
+    registry = None if no_registry else _start_registry(home, registry_address)
     if client.alive():
-        _say(output, {"running": True, "address": address, "started": False}, f"funade is already running on {address}")
+        _say(
+            output,
+            {"running": True, "address": address, "started": False, "registry": registry},
+            f"funade is already running on {address}",
+        )
         return
     log = open(home / "server.log", "ab")  # noqa: SIM115 - handed to the child process
     env = dict(os.environ, FUNADE_HOME=str(home))
@@ -120,11 +131,29 @@ def up(
         else:
             err.print(f"[red]funade server did not answer within {timeout:g}s; see {home / 'server.log'}[/red]")
             raise typer.Exit(1)
+    registry_line = f"; registry on {registry['address']}" if registry and registry.get("running") else ""
     _say(
         output,
-        {"running": True, "address": address, "started": True, "pid": process.pid, "home": str(home)},
-        f"funade is running on {address} (pid {process.pid}, home {home})",
+        {
+            "running": True,
+            "address": address,
+            "started": True,
+            "pid": process.pid,
+            "home": str(home),
+            "registry": registry,
+        },
+        f"funade is running on {address} (pid {process.pid}, home {home}){registry_line}",
     )
+
+
+def _start_registry(home: Path, address: str) -> dict[str, object]:
+    """Start this home's registry; a registry that cannot start is a warning, not a failure of `up`."""
+    try:
+        status = RegistryServer(home, address).up()
+    except RegistryError as exc:
+        err.print(f"[yellow]warning:[/yellow] the embedded registry is not running: {exc}")
+        return {"running": False, "address": address, "error": str(exc)}
+    return {"running": status.running, "address": status.address, "pid": status.pid}
 
 
 def down(
@@ -150,13 +179,16 @@ def down(
                 os.kill(pid, signal.SIGKILL)
         _pid_file(home).unlink(missing_ok=True)
         stopped = True
+    registry_stopped = RegistryServer.of_home(home).down()
     removed = 0
     if delete_workloads:
         removed = _remove_workloads()
-    message = ("funade stopped" if stopped else "funade was not running") + (
-        f"; removed {removed} container(s)" if delete_workloads else ""
+    message = (
+        ("funade stopped" if stopped else "funade was not running")
+        + ("; registry stopped" if registry_stopped else "")
+        + (f"; removed {removed} container(s)" if delete_workloads else "")
     )
-    _say(output, {"stopped": stopped, "removedContainers": removed}, message)
+    _say(output, {"stopped": stopped, "registryStopped": registry_stopped, "removedContainers": removed}, message)
 
 
 def _remove_workloads() -> int:
@@ -196,6 +228,9 @@ def status(output: str = typer.Option("text", "-o", "--output")) -> None:
         "docker:  " + ("ok" if docker["ok"] else f"[red]{docker['error']}[/red]"),
         "objects: " + (", ".join(f"{k} {v}" for k, v in sorted(info["objects"].items())) or "none"),
     ]
+    registry = RegistryServer.of_home(Path(info["home"])).status()
+    lines.append(f"registry: {'running' if registry.running else 'not running'} on {registry.address}")
+    info["registry"] = {"running": registry.running, "address": registry.address, "pid": registry.pid}
     _say(output, dict(info, running=True), "\n".join(lines))
 
 

@@ -53,6 +53,16 @@ class RegistryServer:
         self.log = self.dir / "registry.log"
         self.pid_file = self.dir / "registry.pid"
 
+    @classmethod
+    def of_home(cls, home: Path) -> RegistryServer:
+        """The registry of ``home`` at the address it was last started on."""
+        try:
+            config = yaml.safe_load((home / "registry" / "config.yml").read_text())
+            address = str(config["http"]["addr"])
+        except (OSError, KeyError, TypeError, yaml.YAMLError):
+            address = DEFAULT_ADDRESS
+        return cls(home, address)
+
     def _config(self) -> dict[str, object]:
         return {
             "version": 0.1,
