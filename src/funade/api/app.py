@@ -25,7 +25,7 @@ from funade.adapters.docker import DockerClient
 from funade.adapters.local.runtime import ContainerRun
 from funade.adapters.store.sqlite import SqliteStore
 from funade.controller.manager import Manager
-from funade.core import objects, selectors
+from funade.core import objects
 from funade.core.ports import ObjectKey
 from funade.engine import workloads
 
@@ -86,10 +86,7 @@ class Api:
             for pod in self.store.list_objects("Pod", namespace):
                 if pod["metadata"]["uid"] not in known:
                     items.append(dict(pod, status={"phase": "Pending"}))
-            if selector:
-                match = selectors.parse_selector(selector)
-                items = [p for p in items if match.matches(p["metadata"].get("labels") or {})]
-            return items
+            return workloads.labelled(items, selector)
         return [self._decorate(o) for o in self.workloads.select(kind, namespace, selector)]
 
     # -- routes ---------------------------------------------------------------------

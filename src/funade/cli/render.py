@@ -7,11 +7,12 @@ console; the commands only fetch and print.
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 from rich.table import Table
 from rich.text import Text
+
+from funade.core import revisions
 
 __all__ = [
     "age",
@@ -31,7 +32,7 @@ def age(timestamp: str | None, now: float | None = None) -> str:
     """kubectl's short age (``HumanDuration``): 45s, 3m12s, 5h30m, 2d5h, 3y."""
     if not timestamp:
         return "<unknown>"
-    then = datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+    then = revisions.parse_time(timestamp)
     seconds = int((now if now is not None else time.time()) - then)
     if seconds < -1:
         return "<invalid>"
@@ -170,7 +171,7 @@ def events_table(events: list[Obj], now: float | None = None) -> Table:
         table.add_column(column, no_wrap=column != "MESSAGE")
     current = now if now is not None else time.time()
     for e in events:
-        seen = datetime.fromtimestamp(e["time"], UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        seen = revisions.rfc3339(e["time"])
         count = f" (x{e['count']})" if e.get("count", 1) > 1 else ""
         style = "yellow" if e["type"] == "Warning" else ""
         table.add_row(

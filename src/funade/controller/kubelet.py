@@ -13,13 +13,13 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from funade.adapters.docker import ContainerInfo, DockerError, DockerUnavailable, ImagePullError, Mount, NotFound
 from funade.adapters.local.runtime import ContainerRun, LocalRuntime, Sandbox
 from funade.core import pods as podrules
-from funade.core import probes
+from funade.core import probes, revisions
 from funade.core.ports import Event, ObjectKey, Store
 
 __all__ = ["Kubelet", "PodWorker"]
@@ -37,12 +37,8 @@ SANDBOX_START_TRIES = 3
 Obj = dict[str, Any]
 
 
-def rfc3339(ts: float | None = None) -> str:
-    return datetime.fromtimestamp(time.time() if ts is None else ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _dt(value: datetime | None) -> str | None:
-    return None if value is None else value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return None if value is None else revisions.rfc3339(value.timestamp())
 
 
 def _timing(probe: Obj) -> probes.Timing:
@@ -109,7 +105,7 @@ class PodWorker:
         }
         obj["metadata"] = dict(obj["metadata"])
         if self.terminating is not None:
-            obj["metadata"]["deletionTimestamp"] = rfc3339(self.terminating)
+            obj["metadata"]["deletionTimestamp"] = revisions.rfc3339(self.terminating)
         obj["status"] = self.status
         return obj
 
@@ -669,14 +665,16 @@ class PodWorker:
 
     def _publish(self, policy: str, init_done: bool, init_statuses: list[Obj], statuses: list[Obj]) -> None:
         old = self.status
-        conditions = podrules.conditions(init_done, statuses, old.get("conditions", []), rfc3339(self.kubelet.clock()))
+        conditions = podrules.conditions(
+            init_done, statuses, old.get("conditions", []), revisions.rfc3339(self.kubelet.clock())
+        )
         status: Obj = {
             "phase": podrules.phase(policy, init_done, statuses),
             "conditions": conditions,
             "hostIP": "127.0.0.1",
             "podIP": self.sandbox.ip,
             "podIPs": [{"ip": self.sandbox.ip}] if self.sandbox.ip else [],
-            "startTime": old.get("startTime") or rfc3339(self.sandbox.created),
+            "startTime": old.get("startTime") or revisions.rfc3339(self.sandbox.created),
             "containerStatuses": statuses,
         }
         if init_statuses:

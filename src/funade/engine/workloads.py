@@ -21,6 +21,7 @@ __all__ = [
     "ApplyResult",
     "WorkloadError",
     "Workloads",
+    "labelled",
     "normalize_kind",
     "parse_documents",
 ]
@@ -165,6 +166,14 @@ def _keep_live_fields(raw: Obj, obj: Obj, old: Obj | None) -> Obj:
     return obj
 
 
+def labelled(items: list[Obj], selector: str | None) -> list[Obj]:
+    """The objects whose labels match a kubectl ``-l`` selector (all of them without one)."""
+    if not selector:
+        return items
+    match = selectors.parse_selector(selector)
+    return [o for o in items if match.matches(o.get("metadata", {}).get("labels") or {})]
+
+
 def _default_namespace(obj: Obj, namespace: str) -> Obj:
     meta = obj.setdefault("metadata", {})
     if obj["kind"] in CLUSTER_SCOPED:
@@ -295,11 +304,7 @@ class Workloads:
     # -- reads ----------------------------------------------------------------------
 
     def select(self, kind: str, namespace: str | None, selector: str | None) -> list[Obj]:
-        items = self.store.list_objects(kind, None if kind in CLUSTER_SCOPED else namespace)
-        if selector:
-            match = selectors.parse_selector(selector)
-            items = [o for o in items if match.matches(o.get("metadata", {}).get("labels") or {})]
-        return items
+        return labelled(self.store.list_objects(kind, None if kind in CLUSTER_SCOPED else namespace), selector)
 
     # -- changes --------------------------------------------------------------------
 

@@ -12,10 +12,10 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from funade.core import revisions
 from funade.core.ports import Event, ObjectKey
 
 __all__ = ["SqliteStore"]
@@ -35,11 +35,6 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_object ON events (namespace, kind, name);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
-
-
-def now_rfc3339() -> str:
-    """The current time as Kubernetes writes timestamps."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _comparable(obj: Obj) -> Obj:
@@ -120,7 +115,7 @@ class SqliteStore:
         if row is None:
             new.pop("status", None)
             meta.setdefault("uid", str(uuid.uuid4()))
-            meta["creationTimestamp"] = now_rfc3339()
+            meta["creationTimestamp"] = revisions.rfc3339(time.time())
             meta["generation"] = 1
             action = "created"
         else:
