@@ -25,7 +25,7 @@ from funade.adapters.docker import DockerClient
 from funade.adapters.local.runtime import ContainerRun
 from funade.adapters.store.sqlite import SqliteStore
 from funade.controller.manager import Manager
-from funade.core import objects
+from funade.core import objects, registryevents
 from funade.core.ports import ObjectKey
 from funade.engine import workloads
 
@@ -268,6 +268,56 @@ class Api:
         return StreamingResponse(lines(), media_type="text/plain")
 
 
+    # -- the registry's notifications and what the lifecycle needs -------------------
+
+    async def registry_events(self, request: Request) -> Response:
+        registry = request.query_params.get("registry")
+        if not registry:
+            return _error('the notification URL needs "?registry=HOST:PORT"', 400)
+        try:
+            events = registryevents.parse_envelope(await request.json(), registry)
+        except ValueError as exc:  # EventError or a body that is not JSON
+            return _error(f"registry notification: {exc}", 400)
+        return JSONResponse({"received": len(events), "new": self.store.add_image_events(events)})
+
+    async def registry_history(self, request: Request) -> Response:
+        q = request.query_params
+        if not q.get("registry"):
+            return _error('"registry" is required', 400)
+        history = registryevents.history(self.store.image_events(q["registry"], q.get("repository")))
+        return JSONResponse(
+            {
+                "items": [
+                    {
+                        "repository": h.repository,
+                        "digest": h.digest,
+                        "pushedAt": h.pushed_at.isoformat(),
+                        "lastPulledAt": h.last_pulled_at.isoformat() if h.last_pulled_at else None,
+                        "tags": list(h.tags_pushed),
+                    }
+                    for h in sorted(history.values(), key=lambda h: (h.repository, h.pushed_at))
+                ]
+            }
+        )
+
+    async def images_in_use(self, request: Request) -> Response:
+        """The image of every container of every pod, with the Engine's image id when it runs."""
+        items = []
+        for pod in self.manager.pod_views(None):
+            meta = pod["metadata"]
+            statuses = {c["name"]: c for c in (pod.get("status") or {}).get("containerStatuses") or []}
+            for container in [*(pod["spec"].get("initContainers") or []), *pod["spec"]["containers"]]:
+                items.append(
+                    {
+                        "pod": f"{meta['namespace']}/{meta['name']}",
+                        "container": container["name"],
+                        "image": container["image"],
+                        "imageID": statuses.get(container["name"], {}).get("imageID") or "",
+                    }
+                )
+        return JSONResponse({"items": items})
+
+
 def create_app(home: Path) -> Starlette:
     """The ASGI app; starting it starts the controllers."""
     api = Api(home)
@@ -307,6 +357,9 @@ def create_app(home: Path) -> Starlette:
             route("/v1/rollout/{namespace}/{name}/{verb}", api.rollout, ["GET", "POST"]),
             route("/v1/logs/{namespace}/{name}", api.logs, ["GET"]),
             route("/v1/exec/{namespace}/{name}", api.exec_target, ["GET"]),
+            route("/v1/registry/events", api.registry_events, ["POST"]),
+            route("/v1/registry/history", api.registry_history, ["GET"]),
+            route("/v1/images/in-use", api.images_in_use, ["GET"]),
         ],
         lifespan=lifespan,
     )

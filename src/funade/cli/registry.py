@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 
 import typer
 
 from funade.adapters.registry.server import DEFAULT_ADDRESS, RegistryError, RegistryServer, RegistryStatus
 from funade.cli import consoles
+from funade.cli.client import DEFAULT_ADDRESS as SERVER_ADDRESS
 from funade.cli.client import funade_home
 
 __all__ = ["app"]
@@ -19,7 +21,7 @@ OutputOpt = typer.Option("text", "-o", "--output", help="text | json")
 
 def _server(address: str) -> RegistryServer:
     try:
-        return RegistryServer(funade_home(), address)
+        return RegistryServer(funade_home(), address, notify=os.environ.get("FUNADE_ADDRESS") or SERVER_ADDRESS)
     except RegistryError as exc:
         consoles.err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc

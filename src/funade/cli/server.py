@@ -100,7 +100,7 @@ def up(
     home = funade_home()
     home.mkdir(parents=True, exist_ok=True)
     client = Client(address)
-    registry = None if no_registry else _start_registry(home, registry_address)
+    registry = None if no_registry else _start_registry(home, registry_address, address)
     if client.alive():
         _say(
             output,
@@ -146,10 +146,10 @@ def up(
     )
 
 
-def _start_registry(home: Path, address: str) -> dict[str, object]:
-    """Start this home's registry; a registry that cannot start is a warning, not a failure of `up`."""
+def _start_registry(home: Path, address: str, server: str) -> dict[str, object]:
+    """Start this home's registry, notifying ``server``; a registry that cannot start is a warning, not a failure."""
     try:
-        status = RegistryServer(home, address).up()
+        status = RegistryServer(home, address, notify=server).up()
     except RegistryError as exc:
         err.print(f"[yellow]warning:[/yellow] the embedded registry is not running: {exc}")
         return {"running": False, "address": address, "error": str(exc)}

@@ -7,7 +7,7 @@ unit tests. `DockerBuilder` builds images on the same connection (`FakeBuilder` 
 scripted builds).
 """
 
-from ._errors import Conflict, DockerError, DockerUnavailable, ImagePullError, NotFound
+from ._errors import Conflict, DockerError, DockerUnavailable, ImagePullError, ImagePushError, NotFound
 from ._models import (
     LOOPBACK,
     ContainerInfo,
@@ -56,6 +56,7 @@ __all__ = [
     "FakeDocker",
     "ImageInfo",
     "ImagePullError",
+    "ImagePushError",
     "LogLine",
     "Mount",
     "MountType",

@@ -13,6 +13,7 @@ __all__ = [
     "DockerError",
     "DockerUnavailable",
     "ImagePullError",
+    "ImagePushError",
     "NotFound",
 ]
 
@@ -56,3 +57,7 @@ class DockerUnavailable(DockerError):
 
 class ImagePullError(DockerError):
     """Pulling an image failed, whether the Engine said so up front or inside its 200 stream."""
+
+
+class ImagePushError(DockerError):
+    """The Engine could not push an image to its registry."""

@@ -16,6 +16,7 @@ stopping early.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import math
 import os
@@ -27,7 +28,7 @@ from typing import Self
 
 import httpx
 
-from ._errors import Conflict, DockerError, DockerUnavailable, ImagePullError, NotFound
+from ._errors import Conflict, DockerError, DockerUnavailable, ImagePullError, ImagePushError, NotFound
 from ._models import (
     ContainerInfo,
     ContainerSpec,
@@ -655,6 +656,47 @@ class DockerClient:
                 if status.startswith("sha256:"):
                     image_id = status
         return image_id or (await self.inspect_image(f"{repo}:{tag}")).id
+
+    async def push(
+        self, ref: str, on_progress: Callable[[str], None] | None = None, *, auth: Mapping[str, str] | None = None
+    ) -> str:
+        """Push ``repo:tag`` to its registry and return the manifest digest the registry stored.
+
+        ``auth`` is the Engine's X-Registry-Auth object (username/password or identitytoken,
+        serveraddress); anonymous when None.
+
+        Raises:
+            ImagePushError: The Engine refused, or reported a failure inside its progress stream.
+        """
+        repo, tag = split_image_ref(ref)
+        header = base64.urlsafe_b64encode(json.dumps(dict(auth or {})).encode()).decode()
+        digest = ""
+        try:
+            async with self._stream(
+                "POST",
+                f"/images/{_image_path(repo)}/push",
+                params=_params(tag=tag),
+                headers={"X-Registry-Auth": header},
+                timeout=self._stream_timeout,
+            ) as response:
+                async for message in _json_lines(response):
+                    failure = _stream_error(message)
+                    if failure is not None:
+                        raise ImagePushError(None, f"cannot push {ref}: {failure}")
+                    aux = message.get("aux")
+                    if isinstance(aux, dict) and isinstance(aux.get("Digest"), str):
+                        digest = aux["Digest"]
+                    if on_progress is not None:
+                        text = _progress_text(message)
+                        if text:
+                            on_progress(text)
+        except (ImagePushError, DockerUnavailable):
+            raise
+        except DockerError as exc:
+            raise ImagePushError(exc.status, f"cannot push {ref}: {exc.message}") from exc
+        if not digest:
+            raise ImagePushError(None, f"cannot push {ref}: the Engine did not report a digest")
+        return digest
 
     async def tag_image(self, ref: str, repo: str, tag: str = "latest") -> None:
         """Add the name ``repo:tag`` to the image ``ref``."""

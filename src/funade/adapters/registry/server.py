@@ -1,8 +1,9 @@
 """The embedded registry: the CNCF distribution registry (Debian `docker-registry`), run by funade.
 
 It listens on 127.0.0.1 only, keeps its blobs under ``$FUNADE_HOME/registry``, allows
-deletes (lifecycle cleanup needs them) and is started and stopped like the server: a
-pid file, a log file, and a wait until ``GET /v2/`` answers.
+deletes (lifecycle cleanup needs them), sends push/pull/delete notifications to the funade
+server (they are the push dates lifecycle rules need) and is started and stopped like the
+server: a pid file, a log file, and a wait until ``GET /v2/`` answers.
 """
 
 from __future__ import annotations
@@ -41,12 +42,14 @@ class RegistryStatus:
 class RegistryServer:
     """Starts, stops and checks the registry of one funade home."""
 
-    def __init__(self, home: Path, address: str = DEFAULT_ADDRESS) -> None:
+    def __init__(self, home: Path, address: str = DEFAULT_ADDRESS, notify: str | None = None) -> None:
         host = address.rpartition(":")[0]
         if host not in ("127.0.0.1", "localhost", "[::1]"):
             raise RegistryError(f"{address}: the embedded registry listens on loopback only (127.0.0.1)")
         self.home = home
         self.address = address
+        # Where push/pull/delete notifications go: the funade server's address (HOST:PORT).
+        self.notify = notify
         self.dir = home / "registry"
         self.storage = self.dir / "data"
         self.config = self.dir / "config.yml"
@@ -74,6 +77,26 @@ class RegistryServer:
             },
             "http": {"addr": self.address, "headers": {"X-Content-Type-Options": ["nosniff"]}},
             "health": {"storagedriver": {"enabled": True, "interval": "10s", "threshold": 3}},
+            **({"notifications": self._notifications()} if self.notify else {}),
+        }
+
+    def _notifications(self) -> dict[str, object]:
+        """Manifest events to the funade server: they date pushes for lifecycle rules (the API has no push date).
+
+        The registry queues events in memory and retries with back-off while the server is down.
+        """
+        return {
+            "events": {"includereferences": True},
+            "endpoints": [
+                {
+                    "name": "funade",
+                    "url": f"http://{self.notify}/v1/registry/events?registry={self.address}",
+                    "timeout": "2s",
+                    "threshold": 5,
+                    "backoff": "1s",
+                    "ignore": {"mediatypes": ["application/octet-stream"]},
+                }
+            ],
         }
 
     def pid(self) -> int | None:

@@ -1,4 +1,4 @@
-"""funade's own records in SQLite: applied objects, revisions and events.
+"""funade's own records in SQLite: applied objects, revisions, events and the registry's image events.
 
 One file under ``$FUNADE_HOME``; WAL mode so readers never block the controllers.
 Every write is one transaction, so a crash leaves either the old or the new state.
@@ -12,11 +12,13 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from funade.core import revisions
 from funade.core.ports import Event, ObjectKey
+from funade.core.registryevents import ImageEvent
 
 __all__ = ["SqliteStore"]
 
@@ -34,6 +36,11 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_object ON events (namespace, kind, name);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS image_events (
+    id TEXT PRIMARY KEY, registry TEXT NOT NULL, action TEXT NOT NULL, repository TEXT NOT NULL,
+    digest TEXT NOT NULL, tag TEXT NOT NULL, media_type TEXT NOT NULL, size INTEGER NOT NULL, time TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS image_events_repository ON image_events (registry, repository);
 """
 
 
@@ -217,3 +224,47 @@ class SqliteStore:
                 (*params, limit),
             ).fetchall()
         return [Event(*r) for r in reversed(rows)]
+
+    def add_image_events(self, events: Sequence[ImageEvent]) -> int:
+        """Keep registry notifications; a redelivered event (same id) is stored once. Returns how many were new."""
+        with self._lock:
+            before = self._db.total_changes
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany(
+                    "INSERT OR IGNORE INTO image_events (id, registry, action, repository, digest, tag, media_type, "
+                    "size, time) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (
+                            e.id,
+                            e.registry,
+                            e.action,
+                            e.repository,
+                            e.digest,
+                            e.tag,
+                            e.media_type,
+                            e.size,
+                            e.time.isoformat(),
+                        )
+                        for e in events
+                    ],
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            return self._db.total_changes - before
+
+    def image_events(self, registry: str, repository: str | None = None) -> list[ImageEvent]:
+        """The image events of a registry (one repository or all), oldest first."""
+        query = "SELECT id, registry, action, repository, digest, tag, media_type, size, time FROM image_events "
+        params: tuple[str, ...] = (registry,)
+        query += "WHERE registry=?"
+        if repository is not None:
+            query += " AND repository=?"
+            params += (repository,)
+        with self._lock:
+            rows = self._db.execute(query + " ORDER BY time, rowid", params).fetchall()
+        return [
+            ImageEvent(r[0], r[1], r[2], r[3], r[4], r[5], r[6], int(r[7]), datetime.fromisoformat(r[8])) for r in rows
+        ]
