@@ -31,7 +31,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from ._errors import Conflict, DockerError, DockerUnavailable, ImagePullError, NotFound
+from ._errors import Conflict, DockerError, DockerUnavailable, ImagePullError, ImagePushError, NotFound
 from ._models import (
     LOOPBACK,
     ContainerInfo,
@@ -244,6 +244,7 @@ class FakeDocker:
         self._now = start
         self.creates: list[ContainerSpec] = []
         self.pulls: list[str] = []
+        self.pushes: list[str] = []
         self.pull_errors: dict[str, str] = {}
         self.execs: list[tuple[str, tuple[str, ...]]] = []
         self.exec_handler: ExecScript | None = None
@@ -1061,6 +1062,30 @@ class FakeDocker:
         self._store_image(image)
         self._emit("image", "import", image.id, {"name": image.tags[0]})
         return image.id
+
+    async def push(
+        self, ref: str, on_progress: Callable[[str], None] | None = None, *, auth: Mapping[str, str] | None = None
+    ) -> str:
+        """Copy the local image ``ref`` to the fake registry; returns its manifest digest.
+
+        Raises:
+            ImagePushError: there is no local image of that name.
+        """
+        self._check()
+        norm = _normalize_ref(ref)
+        try:
+            image = self._image(ref)
+        except NotFound as exc:
+            raise ImagePushError(404, f"cannot push {ref}: An image does not exist locally with the tag") from exc
+        self.pushes.append(ref)
+        digest = "sha256:" + _digest("manifest", image.id)
+        if on_progress is not None:
+            on_progress(f"{split_image_ref(ref)[1]}: digest: {digest}")
+        repo = split_image_ref(norm)[0]
+        if f"{repo}@{digest}" not in image.digests:
+            image.digests.append(f"{repo}@{digest}")
+        self._remote[norm] = image
+        return digest
 
     async def tag_image(self, ref: str, repo: str, tag: str = "latest") -> None:
         """Add the name ``repo:tag`` to the image ``ref`` (moving it off any other image)."""
