@@ -7,7 +7,7 @@ import os
 
 import typer
 
-from funade.adapters.registry.server import DEFAULT_ADDRESS, RegistryError, RegistryServer, RegistryStatus
+from funade.adapters.registry.server import DEFAULT_ADDRESS, RegistryServer, RegistryStatus, ServerError
 from funade.cli import consoles
 from funade.cli.client import DEFAULT_ADDRESS as SERVER_ADDRESS
 from funade.cli.client import funade_home
@@ -22,7 +22,7 @@ OutputOpt = typer.Option("text", "-o", "--output", help="text | json")
 def _server(address: str) -> RegistryServer:
     try:
         return RegistryServer(funade_home(), address, notify=os.environ.get("FUNADE_ADDRESS") or SERVER_ADDRESS)
-    except RegistryError as exc:
+    except ServerError as exc:
         consoles.err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
 
@@ -51,7 +51,7 @@ def up(address: str = AddressOpt, output: str = OutputOpt) -> None:
     try:
         with consoles.err.status(f"starting the registry on {address}…"):
             status = server.up()
-    except RegistryError as exc:
+    except ServerError as exc:
         consoles.err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from exc
     _show(status, output, f"registry running on {address} (pid {status.pid}, storage {status.storage})")

@@ -19,7 +19,7 @@ from pathlib import Path
 import typer
 
 from funade.adapters.registry.server import DEFAULT_ADDRESS as REGISTRY_ADDRESS
-from funade.adapters.registry.server import RegistryError, RegistryServer
+from funade.adapters.registry.server import RegistryServer, ServerError
 from funade.cli import consoles
 from funade.cli.client import DEFAULT_ADDRESS, ApiError, Client, funade_home
 
@@ -150,7 +150,7 @@ def _start_registry(home: Path, address: str, server: str) -> dict[str, object]:
     """Start this home's registry, notifying ``server``; a registry that cannot start is a warning, not a failure."""
     try:
         status = RegistryServer(home, address, notify=server).up()
-    except RegistryError as exc:
+    except ServerError as exc:
         err.print(f"[yellow]warning:[/yellow] the embedded registry is not running: {exc}")
         return {"running": False, "address": address, "error": str(exc)}
     return {"running": status.running, "address": status.address, "pid": status.pid}

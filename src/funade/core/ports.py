@@ -5,11 +5,13 @@ Adapters implement these Protocols; unit tests use the in-memory fakes beside th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncGenerator, AsyncIterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-__all__ = ["Event", "ObjectKey", "Store"]
+from funade.core import oci
+
+__all__ = ["Event", "ObjectKey", "Registry", "Store"]
 
 Obj = dict[str, Any]
 
@@ -71,3 +73,62 @@ class Store(Protocol):
     def events(
         self, namespace: str | None = None, kind: str | None = None, name: str | None = None, limit: int = 200
     ) -> list[Event]: ...
+
+
+class Registry(Protocol):
+    """One OCI registry host: what promotion, retagging and cleanup ask of it.
+
+    Copying an image by digest is: `blob_size` (HEAD) each blob at the destination,
+    `mount_blob` or `open_blob` → `upload_blob` the missing ones, recurse into an
+    index's children, then `put_manifest` the byte-identical manifest. Errors are the
+    adapter's `RegistryError` family (not found, unauthorized, unreachable...).
+    """
+
+    @property
+    def registry(self) -> str:
+        """The registry host (``host[:port]``) this talks to."""
+        ...
+
+    async def ping(self) -> None: ...
+
+    async def head_manifest(self, repository: str, reference: str) -> oci.Descriptor | None:
+        """The manifest's descriptor by tag or digest, or None when there is none."""
+        ...
+
+    async def get_manifest(self, repository: str, reference: str) -> oci.Manifest:
+        """The manifest by tag or digest, its digest verified."""
+        ...
+
+    async def put_manifest(self, repository: str, reference: str, raw: bytes, media_type: str) -> str:
+        """Store manifest bytes under a tag or digest; returns their digest."""
+        ...
+
+    async def delete_manifest(self, repository: str, digest: str, *, subject: str | None = None) -> bool:
+        """Delete by digest (with the tags pointing at it); False when it was not there."""
+        ...
+
+    async def blob_size(self, repository: str, digest: str) -> int | None:
+        """The blob's size, or None when the repository does not have it."""
+        ...
+
+    def open_blob(self, repository: str, digest: str) -> AsyncGenerator[bytes, None]:
+        """Stream the blob's bytes (``contextlib.aclosing`` it); the digest is checked after the last chunk."""
+        ...
+
+    async def upload_blob(self, repository: str, digest: str, size: int, data: bytes | AsyncIterable[bytes]) -> None:
+        """Upload a blob that must be ``size`` bytes hashing to ``digest``."""
+        ...
+
+    async def mount_blob(self, repository: str, digest: str, from_repository: str) -> bool:
+        """Link a blob from another repository of this registry; False when the registry would not."""
+        ...
+
+    async def tags(self, repository: str, page_size: int | None = None) -> list[str]: ...
+
+    async def catalog(self, page_size: int | None = None) -> list[str]: ...
+
+    async def referrers(self, repository: str, digest: str, artifact_type: str | None = None) -> list[oci.Descriptor]:
+        """Descriptors of the manifests whose subject is ``digest``."""
+        ...
+
+    async def close(self) -> None: ...

@@ -20,12 +20,12 @@ from pathlib import Path
 import httpx
 import yaml
 
-__all__ = ["DEFAULT_ADDRESS", "RegistryError", "RegistryServer", "RegistryStatus"]
+__all__ = ["DEFAULT_ADDRESS", "RegistryServer", "RegistryStatus", "ServerError"]
 
 DEFAULT_ADDRESS = "127.0.0.1:5000"
 
 
-class RegistryError(Exception):
+class ServerError(Exception):
     """The registry could not be started, or is not installed."""
 
 
@@ -45,7 +45,7 @@ class RegistryServer:
     def __init__(self, home: Path, address: str = DEFAULT_ADDRESS, notify: str | None = None) -> None:
         host = address.rpartition(":")[0]
         if host not in ("127.0.0.1", "localhost", "[::1]"):
-            raise RegistryError(f"{address}: the embedded registry listens on loopback only (127.0.0.1)")
+            raise ServerError(f"{address}: the embedded registry listens on loopback only (127.0.0.1)")
         self.home = home
         self.address = address
         # Where push/pull/delete notifications go: the funade server's address (HOST:PORT).
@@ -124,10 +124,10 @@ class RegistryServer:
         if self.pid() is not None and self.answers():
             return self.status()
         if self.answers():
-            raise RegistryError(f"something else already answers as a registry on {self.address}")
+            raise ServerError(f"something else already answers as a registry on {self.address}")
         binary = shutil.which("docker-registry") or shutil.which("registry")
         if binary is None:
-            raise RegistryError(
+            raise ServerError(
                 "the distribution registry is not installed: apt-get install docker-registry (make test/demo do it)"
             )
         self.storage.mkdir(parents=True, exist_ok=True)
@@ -146,12 +146,12 @@ class RegistryServer:
             if process.poll() is not None:
                 tail = "\n".join(self.log.read_text(errors="replace").splitlines()[-10:])
                 self.pid_file.unlink(missing_ok=True)
-                raise RegistryError(f"the registry exited with code {process.returncode}:\n{tail}")
+                raise ServerError(f"the registry exited with code {process.returncode}:\n{tail}")
             if self.answers():
                 return self.status()
             time.sleep(0.1)
         self.down()
-        raise RegistryError(f"the registry did not answer on {self.address} within {timeout:g}s; see {self.log}")
+        raise ServerError(f"the registry did not answer on {self.address} within {timeout:g}s; see {self.log}")
 
     def down(self, timeout: float = 15.0) -> bool:
         """Stop the registry; True when it was running."""
