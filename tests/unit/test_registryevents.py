@@ -94,3 +94,12 @@ def test_store_keeps_each_event_once_and_reads_them_back(tmp_path: Path) -> None
     assert store.image_events("127.0.0.1:5000", "other") == []
     assert store.image_events("elsewhere") == []
     store.close()
+
+
+def test_funades_own_manifest_reads_are_not_pulls() -> None:
+    own = _event("1", "pull", "sha256:aa", "2026-11-01T00:00:00Z")
+    own["request"] = {"useragent": "funade/0.1.0"}
+    docker = _event("2", "pull", "sha256:aa", "2026-11-01T00:00:00Z")
+    docker["request"] = {"useragent": "docker/20.10.24 go/go1.19.8"}
+    events = registryevents.parse_envelope({"events": [own, docker]}, "r")
+    assert [e.id for e in events] == ["2"]

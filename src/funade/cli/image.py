@@ -1,4 +1,4 @@
-"""``funade image …``: commands about container images (lint and build today; push, ls later).
+"""``funade image lint|build``: Dockerfiles and images on the Docker Engine (push, ls and promote: imagestore).
 
 ``funade image lint`` runs hadolint and funade's own Dockerfile rules
 (:mod:`funade.core.policy.dockerfile`) and prints one report: a table, JSON, or SARIF 2.1.0
@@ -36,7 +36,7 @@ from funade.engine import lint as lint_engine
 
 __all__ = ["app", "build_progress", "build_to_json", "findings_table", "size_table", "to_json", "to_sarif"]
 
-app = typer.Typer(help="Container images: lint Dockerfiles, build images.", no_args_is_help=True)
+app = typer.Typer(help="Container images: lint, build, push, list and promote.", no_args_is_help=True)
 
 _OUTPUTS = ("table", "json", "sarif")
 _STYLES = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "green", Severity.STYLE: "cyan"}

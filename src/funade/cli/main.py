@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from funade.cli import image, registry, server, workload
+from funade.cli import image, imagestore, registry, server, workload
 
 __all__ = ["app", "main"]
 
@@ -17,6 +17,7 @@ app = typer.Typer(
 )
 server.register(app)
 workload.register(app)
+imagestore.register(image.app)
 app.add_typer(image.app, name="image")
 app.add_typer(registry.app, name="registry")
 

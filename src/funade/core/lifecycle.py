@@ -546,6 +546,17 @@ class Decision:
     pushed_at: datetime
     pushed_at_source: str
 
+    def to_json(self) -> dict[str, object]:
+        return {
+            "digest": self.digest,
+            "tags": list(self.tags),
+            "rulePriority": self.rule_priority,
+            "ruleDescription": self.rule_description,
+            "reason": self.reason,
+            "pushedAt": self.pushed_at.isoformat(),
+            "pushedAtSource": self.pushed_at_source,
+        }
+
     def __str__(self) -> str:
         tags = ", ".join(self.tags) if self.tags else "<untagged>"
         return (

@@ -26,6 +26,8 @@ __all__ = [
 
 ENVELOPE_MEDIA_TYPE = "application/vnd.docker.distribution.events.v1+json"
 ACTIONS = ("push", "pull", "delete")
+#: The prefix of the User-Agent funade's registry client sends.
+OWN_USER_AGENT = "funade/"
 # Blob events carry this media type; only manifests are images.
 _BLOB_MEDIA_TYPES = frozenset({"application/octet-stream", "application/vnd.docker.image.rootfs.diff.tar.gzip"})
 _TIMESTAMP = re.compile(
@@ -108,6 +110,10 @@ def parse_envelope(body: object, registry: str) -> list[ImageEvent]:
         media_type = _text(target, f"{where}.target", "mediaType", required=False)
         if action not in ACTIONS or media_type in _BLOB_MEDIA_TYPES:
             continue
+        request = event.get("request")
+        agent = request.get("useragent") if isinstance(request, Mapping) else None
+        if action == "pull" and isinstance(agent, str) and agent.startswith(OWN_USER_AGENT):
+            continue  # funade reading a manifest to list or promote it is not a pull
         size = target.get("size", target.get("length", 0))
         out.append(
             ImageEvent(

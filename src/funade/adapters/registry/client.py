@@ -46,12 +46,14 @@ from typing import Self
 
 import httpx
 
+import funade
 from funade.core import oci
 
 from . import auth
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
+    "USER_AGENT",
     "BlobUnknown",
     "Denied",
     "DigestMismatch",
@@ -67,6 +69,8 @@ __all__ = [
     "Unsupported",
 ]
 
+#: Sent with every request; the registry's notifications carry it, so funade's own reads are not counted as pulls.
+USER_AGENT = f"funade/{funade.__version__}"
 DEFAULT_CHUNK_SIZE = 8 * 1024 * 1024
 DEFAULT_TIMEOUT_S = 30.0
 #: A registry asking to wait longer than this is answered with `TooManyRequests`, not a wait.
@@ -343,7 +347,11 @@ class RegistryClient:
         self._sleep = sleep
         self._base = f"{scheme}://{_API_HOSTS.get(registry, registry)}"
         self._http = httpx.AsyncClient(
-            base_url=self._base, transport=transport, timeout=httpx.Timeout(timeout), follow_redirects=False
+            base_url=self._base,
+            transport=transport,
+            timeout=httpx.Timeout(timeout),
+            follow_redirects=False,
+            headers={"User-Agent": USER_AGENT},
         )
         self._basic = False  # the registry asked for Basic: send it up front
         self._bearer: auth.Challenge | None = None  # the registry's token service, once known

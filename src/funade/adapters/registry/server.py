@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import time
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,13 +59,17 @@ class RegistryServer:
 
     @classmethod
     def of_home(cls, home: Path) -> RegistryServer:
-        """The registry of ``home`` at the address it was last started on."""
+        """The registry of ``home`` at the address (and with the notifications) it was last started with."""
         try:
             config = yaml.safe_load((home / "registry" / "config.yml").read_text())
             address = str(config["http"]["addr"])
         except (OSError, KeyError, TypeError, yaml.YAMLError):
-            address = DEFAULT_ADDRESS
-        return cls(home, address)
+            return cls(home, DEFAULT_ADDRESS)
+        try:
+            notify = urllib.parse.urlsplit(str(config["notifications"]["endpoints"][0]["url"])).netloc or None
+        except (KeyError, IndexError, TypeError):
+            notify = None
+        return cls(home, address, notify)
 
     def _config(self) -> dict[str, object]:
         return {
@@ -174,3 +179,49 @@ class RegistryServer:
                 os.kill(pid, signal.SIGKILL)
         self.pid_file.unlink(missing_ok=True)
         return True
+
+    def stored_manifests(self, repository: str) -> list[str]:
+        """Digests of every manifest the registry stores for ``repository``, tagged or not.
+
+        The OCI API lists tags only; an image whose tag moved on is found here.
+        """
+        revisions = self.storage / "docker/registry/v2/repositories" / repository / "_manifests/revisions"
+        found = []
+        for link in sorted(revisions.glob("*/*/link")):
+            algorithm, encoded = link.parent.parent.name, link.parent.name
+            found.append(f"{algorithm}:{encoded}")
+        return found
+
+    def storage_bytes(self) -> int:
+        """Bytes the registry's blobs take on disk."""
+        return sum(p.stat().st_size for p in (self.storage / "docker/registry/v2/blobs").rglob("*") if p.is_file())
+
+    def garbage_collect(self, timeout: float = 300.0) -> int:
+        """Remove blobs no manifest references any more; returns the bytes freed.
+
+        The registry must not take pushes while it runs, so a running registry is stopped
+        for the collection and started again afterwards.
+        """
+        binary = shutil.which("docker-registry") or shutil.which("registry")
+        if binary is None:
+            raise ServerError("the distribution registry is not installed: apt-get install docker-registry")
+        if not self.config.exists():
+            self.storage.mkdir(parents=True, exist_ok=True)
+            self.config.write_text(yaml.safe_dump(self._config(), sort_keys=False))
+        before = self.storage_bytes()
+        was_running = self.down()
+        try:
+            done = subprocess.run(
+                [binary, "garbage-collect", str(self.config)],
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
+        finally:
+            if was_running:
+                self.up()
+        if done.returncode != 0:
+            tail = "\n".join((done.stderr or done.stdout).splitlines()[-10:])
+            raise ServerError(f"garbage collection failed (exit {done.returncode}):\n{tail}")
+        return before - self.storage_bytes()

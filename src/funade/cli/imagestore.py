@@ -1,0 +1,293 @@
+"""``funade image push|ls|promote``: images in registries.
+
+Push goes through the Docker Engine (it has the layers); listing and promotion talk to
+the registry directly (:mod:`funade.engine.registry`, :mod:`funade.engine.promote`), so a
+promotion never pulls an image and keeps its digest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn
+from rich.table import Table
+from rich.text import Text
+
+from funade.adapters.docker import DockerClient, DockerError
+from funade.adapters.registry.client import RegistryClient, RegistryError
+from funade.adapters.registry.settings import RepositorySettings, SettingsError
+from funade.cli import consoles, registries
+from funade.cli.client import funade_home
+from funade.core import imagebuild, oci
+from funade.core.immutability import ImmutableTagError
+from funade.engine import promote as promote_engine
+from funade.engine import registry as registry_engine
+
+__all__ = ["images_table", "promote_summary", "register"]
+
+OutputOpt = typer.Option("table", "-o", "--output", help="table | json")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``push``, ``ls`` and ``promote`` to the ``image`` commands."""
+    app.command()(push)
+    app.command("ls")(ls)
+    app.command()(promote)
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    consoles.err.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def _reference(text: str) -> oci.Reference:
+    try:
+        return registries.parse(text)
+    except oci.InvalidReference as exc:
+        raise _fail(str(exc), 2) from exc
+
+
+def _check_output(output: str) -> None:
+    if output not in ("table", "json"):
+        raise _fail(f"invalid output {output!r}: use table or json", 2)
+
+
+def _age(when: datetime | None, now: datetime) -> str:
+    if when is None:
+        return "-"
+    seconds = int((now - when).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit} ago"
+    return f"{max(seconds, 0)}s ago"
+
+
+def _kind(image: registry_engine.Image) -> str:
+    if image.subject:
+        return "referrer"
+    if image.children:
+        return "index"
+    return "image"
+
+
+# -- renderers -------------------------------------------------------------------------------------
+
+
+def images_table(images: Sequence[registry_engine.Image], now: datetime) -> Table:
+    """``funade image ls REPO``: one row per image (digest), newest first."""
+    table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
+    for column in ("DIGEST", "TAGS", "KIND", "PLATFORMS", "SIZE", "PUSHED", "DATED BY", "LAST PULL"):
+        table.add_column(column, no_wrap=column != "TAGS")
+    for image in images:
+        dated = image.dated()
+        table.add_row(
+            image.digest.removeprefix("sha256:")[:12],
+            ", ".join(image.tags) or Text("<untagged>", style="dim"),
+            _kind(image),
+            ", ".join(image.platforms) or "-",
+            imagebuild.human_size(image.size),
+            _age(dated[0], now) if dated else "-",
+            {"push": "push record", "created": "creation time"}.get(dated[1], "-") if dated else "unknown",
+            _age(image.last_pulled_at, now),
+        )
+    return table
+
+
+def promote_summary(src: oci.Reference, dst: oci.Reference, result: promote_engine.PromoteResult) -> Text:
+    """What ``funade image promote`` prints after a copy."""
+    text = Text.assemble(("promoted ", "bold"), f"{src} → {dst.name}:{','.join(result.tags) or result.digest}\n")
+    text.append(f"digest    {result.digest} (verified at the destination)\n")
+    if result.platforms:
+        text.append(f"platforms {', '.join(result.platforms)}\n")
+    text.append(
+        f"blobs     {result.blobs_skipped} already there, {result.blobs_mounted} mounted, "
+        f"{result.blobs_copied} copied ({imagebuild.human_size(result.bytes_copied)})\n"
+    )
+    text.append(f"referrers {len(result.referrers)}")
+    return text
+
+
+# -- push ------------------------------------------------------------------------------------------
+
+
+async def _push_one(docker: DockerClient, local: str, target: oci.Reference, on_line: Any) -> dict[str, Any]:
+    host, repository, tag = target.registry, target.repository, target.tag or "latest"
+    try:
+        mutability = RepositorySettings(funade_home()).mutability(host, repository)
+    except SettingsError as exc:
+        raise _fail(str(exc)) from exc
+    info = await docker.inspect_image(local)
+    if mutability.is_immutable(tag):
+        async with registries.client_for(host) as client:
+            current = await client.head_manifest(repository, tag)
+        if current is not None:
+            if f"{host}/{repository}@{current.digest}" in info.repo_digests:
+                return {"image": str(target), "digest": current.digest, "pushed": False}
+            raise ImmutableTagError(tag, repository)
+    name = f"{target.name}:{tag}"
+    if local != name:
+        await docker.tag_image(local, target.name, tag)
+    digest = await docker.push(name, on_line, auth=registries.engine_auth(host))
+    return {"image": name, "digest": digest, "pushed": True}
+
+
+def push(
+    images: list[str] = typer.Argument(..., help="local images: NAME[:TAG] or REGISTRY/NAME[:TAG]"),
+    output: str = OutputOpt,
+) -> None:
+    """Push images to a registry (the embedded one unless the name says another).
+
+    `shop/web:1.0` goes to the embedded registry as REGISTRY/shop/web:1.0. A tag the
+    repository makes immutable (`funade registry tag-mutability`) is never moved: pushing
+    another image under it fails, pushing the same image again does nothing.
+    """
+    _check_output(output)
+    targets = [(image, _reference(image)) for image in images]
+
+    async def run(status: Any) -> list[dict[str, Any]]:
+        done = []
+        async with DockerClient() as docker:
+            for local, target in targets:
+                status.update(f"pushing {target}…")
+
+                def line(text: str, target: oci.Reference = target) -> None:
+                    status.update(f"pushing {target}: {text}")
+
+                done.append(await _push_one(docker, local, target, line))
+        return done
+
+    try:
+        with consoles.err.status("pushing…") as status:
+            results = asyncio.run(run(status))
+    except ImmutableTagError as exc:
+        raise _fail(str(exc)) from exc
+    except (DockerError, RegistryError) as exc:
+        raise _fail(str(exc)) from exc
+    if output == "json":
+        print(json.dumps(results, indent=2))
+        return
+    for result in results:
+        verb = "pushed" if result["pushed"] else "already there"
+        consoles.out.print(f"{result['image']}  {result['digest']}  ({verb})", highlight=False)
+
+
+# -- ls --------------------------------------------------------------------------------------------
+
+
+async def _list(host: str, repository: str | None) -> tuple[list[str], list[registry_engine.Image]]:
+    async with registries.client_for(host) as client:
+        if repository is None:
+            return await client.catalog(), []
+        records = registries.history(host, repository)
+        server = registries.embedded(host)
+        known = server.stored_manifests(repository) if server else []
+        return [], await registry_engine.inventory(client, repository, history=records, known=known)
+
+
+def ls(
+    repository: str | None = typer.Argument(None, help="REPOSITORY or REGISTRY/REPOSITORY; none: list repositories"),
+    output: str = OutputOpt,
+) -> None:
+    """List a repository's images (tags, digest, platforms, size, push date) or a registry's repositories."""
+    _check_output(output)
+    if repository is None:
+        host, repo = registries.default_registry(), None
+    else:
+        ref = _reference(repository)
+        if ref.tag or ref.digest:
+            raise _fail(f"{repository}: give a repository without tag or digest", 2)
+        host, repo = ref.registry, ref.repository
+    try:
+        with consoles.err.status(f"reading {host}/{repo or ''}…"):
+            names, images = asyncio.run(_list(host, repo))
+    except RegistryError as exc:
+        raise _fail(str(exc)) from exc
+    if repo is None:
+        if output == "json":
+            print(json.dumps({"registry": host, "repositories": names}, indent=2))
+        else:
+            consoles.out.print("\n".join(names) if names else f"no repositories on {host}", highlight=False)
+        return
+    if output == "json":
+        print(json.dumps({"registry": host, "repository": repo, "images": [i.to_json() for i in images]}, indent=2))
+    elif not images:
+        consoles.out.print(f"no images in {host}/{repo}")
+    else:
+        consoles.out.print(images_table(images, datetime.now(UTC)))
+
+
+# -- promote ---------------------------------------------------------------------------------------
+
+
+def promote(
+    source: str = typer.Argument(..., help="REGISTRY/REPO:TAG or REGISTRY/REPO@DIGEST"),
+    destination: str = typer.Argument(..., help="REGISTRY/REPO[:TAG]; without a tag, the source's tag"),
+    tag: list[str] = typer.Option([], "-t", "--tag", help="more tags at the destination (repeatable)"),
+    no_referrers: bool = typer.Option(False, "--no-referrers", help="leave signatures, SBOMs and other referrers"),
+    output: str = OutputOpt,
+) -> None:
+    """Copy an image to another repository or registry by digest, without pulling it.
+
+    Every platform of an index and its referrers come along; blobs the destination has
+    are skipped, blobs in the same registry are mounted, the rest streamed. The manifest
+    is copied byte for byte, so the digest stays the same (checked after).
+    """
+    _check_output(output)
+    src, dst = _reference(source), _reference(destination)
+    if dst.digest:
+        raise _fail(f"{destination}: the destination takes a tag, not a digest", 2)
+    tags = [t for t in dict.fromkeys([*([dst.tag] if dst.tag else [src.tag] if src.tag else []), *tag]) if t]
+    for t in tags:
+        try:
+            oci.validate_tag(t)
+        except oci.InvalidReference as exc:
+            raise _fail(str(exc), 2) from exc
+    try:
+        mutability = RepositorySettings(funade_home()).mutability(dst.registry, dst.repository)
+    except SettingsError as exc:
+        raise _fail(str(exc)) from exc
+
+    async def run(progress: Progress | None) -> promote_engine.PromoteResult:
+        task = progress.add_task("copying", total=None) if progress else None
+
+        def event(e: promote_engine.PromoteEvent) -> None:
+            if progress is not None and task is not None:
+                progress.update(task, advance=1, description=f"{e.what} {e.digest[7:19]} {e.action}")
+
+        src_client = registries.client_for(src.registry)
+        dst_client: RegistryClient = src_client if dst.registry == src.registry else registries.client_for(dst.registry)
+        try:
+            return await promote_engine.promote(
+                promote_engine.Endpoint(src_client, src.registry, src.repository),
+                src.reference,
+                promote_engine.Endpoint(dst_client, dst.registry, dst.repository),
+                tags,
+                mutability=mutability,
+                with_referrers=not no_referrers,
+                on_event=event,
+            )
+        finally:
+            await src_client.close()
+            if dst_client is not src_client:
+                await dst_client.close()
+
+    try:
+        if output == "table" and consoles.err.is_terminal:
+            columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed} steps"))
+            with Progress(*columns, console=consoles.err, transient=True) as progress:
+                result = asyncio.run(run(progress))
+        else:
+            result = asyncio.run(run(None))
+    except ImmutableTagError as exc:
+        raise _fail(str(exc)) from exc
+    except (RegistryError, promote_engine.PromoteError) as exc:
+        raise _fail(str(exc)) from exc
+    if output == "json":
+        print(json.dumps({"source": str(src), "destination": dst.name, **result.to_json()}, indent=2))
+    else:
+        consoles.out.print(promote_summary(src, dst, result), highlight=False)
