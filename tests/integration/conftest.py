@@ -79,9 +79,7 @@ def is_ready(pod: Obj) -> bool:
     """The pod's Ready condition is True and it is not terminating."""
     if pod["metadata"].get("deletionTimestamp"):
         return False
-    return any(
-        c["type"] == "Ready" and c["status"] == "True" for c in (pod.get("status") or {}).get("conditions", [])
-    )
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in (pod.get("status") or {}).get("conditions", []))
 
 
 def live(pods: Sequence[Obj]) -> list[Obj]:
@@ -188,6 +186,8 @@ class Funade:
             os.environ,
             FUNADE_HOME=str(home),
             FUNADE_ADDRESS=address,
+            # Its own registry too: never the developer's on :5000.
+            FUNADE_REGISTRY=f"127.0.0.1:{free_port()}",
             COLUMNS="250",
             NO_COLOR="1",
         )
@@ -290,6 +290,7 @@ class Funade:
         # `funade up` listens on --address and ignores FUNADE_ADDRESS: pass it explicitly, or it
         # would find a developer's server on the default port "already running".
         r = self.cli("up", "--address", self.address, "--timeout", "60", timeout=90)
+        assert "warning" not in r.stderr, f"funade up warned:\n{r.output}"
         assert r.code == 0, f"funade up failed:\n{r.output}\n{self.log_tail()}"
         assert self.get("/v1/status")["home"] == str(self.home), "another funade server answers on our address"
 

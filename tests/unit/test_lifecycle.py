@@ -22,7 +22,7 @@ from funade.core.lifecycle import CleanupOptions, ImageRecord, PolicyError
 
 pytestmark = pytest.mark.unit
 
-SEED_POLICY = Path("/work/shared/seed-examples/ecr-lifecycle-policy.json")
+SEED_POLICY = Path(__file__).resolve().parents[1] / "fixtures" / "ecr-lifecycle-policy.json"
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 

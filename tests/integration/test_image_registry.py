@@ -1,0 +1,194 @@
+"""Images in registries, end to end: push, push records, ls, promote by digest, immutability, cleanup.
+
+A funade server of its own with its embedded registry (real distribution 2.8), the Docker
+Engine for pushes and pods, and skopeo as an independent client checking that what
+funade promotes reads back byte-identical.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from funade.adapters.registry.server import RegistryServer
+from tests.integration.conftest import Funade, ensure_test_images, free_port, running_server, wait_until
+
+pytestmark = pytest.mark.integration
+
+V1, V2, V3 = "funade-testapp:1.0.0", "funade-testapp:2.0.0", "funade-testapp:root"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Funade]:
+    ensure_test_images()
+    with running_server(tmp_path_factory.mktemp("images")) as server:
+        yield server
+
+
+def registry_of(stack: Funade) -> str:
+    return stack.env["FUNADE_REGISTRY"]
+
+
+def ok(stack: Funade, *args: str) -> Any:
+    r = stack.cli(*args, timeout=180)
+    assert r.code == 0, r.output
+    return json.loads(r.stdout) if "-o" in args and "json" in args else r.stdout
+
+
+def raw_manifest(ref: str) -> bytes:
+    """The manifest bytes as skopeo (not funade) reads them."""
+    if shutil.which("skopeo") is None:
+        pytest.fail("skopeo is not installed: run `make setup`")
+    done = subprocess.run(
+        ["skopeo", "inspect", "--tls-verify=false", "--raw", f"docker://{ref}"],
+        capture_output=True,
+        timeout=60,
+        check=True,
+    )
+    return done.stdout
+
+
+def digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def pushed(stack: Funade, repository: str) -> dict[str, Any]:
+    items = stack.get("/v1/registry/history", registry=registry_of(stack), repository=repository)["items"]
+    return {item["digest"]: item for item in items}
+
+
+@pytest.fixture(scope="module")
+def web(stack: Funade) -> str:
+    """it/web:1.0.0 pushed to the stack's registry; its digest."""
+    subprocess.run(["docker", "tag", V1, "it/web:1.0.0"], check=True, timeout=60)
+    result = ok(stack, "image", "push", "it/web:1.0.0", "-o", "json")
+    assert result[0]["image"] == f"{registry_of(stack)}/it/web:1.0.0" and result[0]["pushed"] is True
+    return str(result[0]["digest"])
+
+
+def test_push_notifications_date_the_image_and_ls_shows_it(stack: Funade, web: str) -> None:
+    record = wait_until(lambda: pushed(stack, "it/web").get(web), 30, "the registry's push notification")
+    assert record["tags"] == ["1.0.0"]
+    listing = ok(stack, "image", "ls", "it/web", "-o", "json")
+    (image,) = listing["images"]
+    assert image["digest"] == web and image["tags"] == ["1.0.0"]
+    assert image["dateSource"] == "push" and image["pushedAt"] == record["pushedAt"]
+    assert image["size"] > 0
+    assert "it/web" in ok(stack, "image", "ls", "-o", "json")["repositories"]
+    # Pushing the same image again is a no-op for the registry: the digest stays.
+    assert ok(stack, "image", "push", "it/web:1.0.0", "-o", "json")[0]["digest"] == web
+
+
+def test_promote_within_the_registry_mounts_blobs_and_keeps_the_bytes(stack: Funade, web: str) -> None:
+    reg = registry_of(stack)
+    result = ok(stack, "image", "promote", "it/web:1.0.0", "it/prod-web:1.0.0", "-o", "json")
+    assert result["digest"] == web and result["verified"] is True
+    assert result["bytesCopied"] == 0 and result["blobs"]["copied"] == 0 and result["blobs"]["mounted"] > 0
+    assert raw_manifest(f"{reg}/it/prod-web:1.0.0") == raw_manifest(f"{reg}/it/web:1.0.0")
+    # A retag in the same repository moves no blob at all.
+    retag = ok(stack, "image", "promote", "it/web:1.0.0", "it/web:stable", "-o", "json")
+    assert retag["blobs"] == {"skipped": 0, "mounted": 0, "copied": 0} and retag["digest"] == web
+
+
+def test_promote_to_another_registry_streams_blobs_and_keeps_the_digest(
+    stack: Funade, web: str, tmp_path: Path
+) -> None:
+    other = RegistryServer(tmp_path / "other", f"127.0.0.1:{free_port()}")
+    other.up()
+    try:
+        reg = registry_of(stack)
+        dst = f"{other.address}/team/web:1.0.0"
+        result = ok(stack, "image", "promote", f"{reg}/it/web:1.0.0", dst, "-o", "json")
+        assert result["digest"] == web and result["blobs"]["copied"] > 0 and result["bytesCopied"] > 0
+        assert raw_manifest(dst) == raw_manifest(f"{reg}/it/web:1.0.0")
+        assert digest(raw_manifest(dst)) == web
+        # A second promotion finds every blob there.
+        again = ok(stack, "image", "promote", f"{reg}/it/web:1.0.0", f"{other.address}/team/web:again", "-o", "json")
+        assert again["blobs"]["copied"] == 0 and again["bytesCopied"] == 0
+    finally:
+        other.down()
+
+
+def test_an_immutable_tag_is_never_moved(stack: Funade, web: str) -> None:
+    reg = registry_of(stack)
+    ok(stack, "image", "promote", "it/web:1.0.0", "it/release:1.0.0")
+    ok(stack, "registry", "tag-mutability", "it/release", "IMMUTABLE_WITH_EXCLUSION", "--exclude", "latest")
+    subprocess.run(["docker", "tag", V2, "it/web:2.0.0"], check=True, timeout=60)
+    ok(stack, "image", "push", "it/web:2.0.0")
+    r = stack.cli("image", "promote", "it/web:2.0.0", "it/release:1.0.0")
+    assert r.code == 1 and "'1.0.0' already exists in the 'it/release' repository" in r.stderr, r.output
+    subprocess.run(["docker", "tag", V2, f"{reg}/it/release:1.0.0"], check=True, timeout=60)
+    r = stack.cli("image", "push", f"{reg}/it/release:1.0.0")
+    assert r.code == 1 and "cannot be overwritten" in r.stderr, r.output
+    assert digest(raw_manifest(f"{reg}/it/release:1.0.0")) == web
+    # The same image again, and an excluded tag, are fine.
+    ok(stack, "image", "promote", "it/web:1.0.0", "it/release:1.0.0")
+    ok(stack, "image", "promote", "it/web:2.0.0", "it/release:latest")
+    ok(stack, "image", "promote", "it/web:1.0.0", "it/release:latest")
+
+
+def test_cleanup_spares_the_image_a_pod_runs_until_it_stops(stack: Funade) -> None:
+    reg = registry_of(stack)
+    subprocess.run(["docker", "tag", V2, "it/app:live"], check=True, timeout=60)
+    first = ok(stack, "image", "push", "it/app:live", "-o", "json")[0]["digest"]
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "pinned", "namespace": "default"},
+        "spec": {"containers": [{"name": "app", "image": f"{reg}/it/app:live", "imagePullPolicy": "Always"}]},
+    }
+    r = stack.apply("default", pod)
+    assert r.code == 0, r.output
+    stack.wait_until(
+        lambda: (stack.find("Pod", "default", "pinned") or {}).get("status", {}).get("phase") == "Running",
+        120,
+        "the pod runs the registry's image",
+        namespace="default",
+    )
+    # The tag moves on: the image the pod runs is now untagged.
+    subprocess.run(["docker", "tag", V3, "it/app:live"], check=True, timeout=60)
+    second = ok(stack, "image", "push", "it/app:live", "-o", "json")[0]["digest"]
+    assert second != first
+    wait_until(lambda: first in pushed(stack, "it/app") and second in pushed(stack, "it/app"), 30, "push records")
+    args = ("registry", "cleanup", "apply", "it/app", "--delete-only-untagged-versions", "--min-versions-to-keep", "0")
+    plan = ok(stack, *args, "-o", "json")["repositories"][0]
+    assert plan["expired"] == [] and plan["deleted"] == []
+    (kept,) = [d for d in plan["kept"] if d["digest"] == first]
+    assert "in use by a running workload" in kept["reason"]
+
+    assert stack.cli("delete", "pod", "pinned", "-n", "default").code == 0
+    stack.wait_until(lambda: stack.find("Pod", "default", "pinned") is None, 120, "the pod is gone")
+    wait_until(
+        lambda: all("it/app" not in item["image"] for item in stack.get("/v1/images/in-use")["items"]),
+        60,
+        "no container runs it/app",
+    )
+    plan = ok(stack, *args, "-o", "json")["repositories"][0]
+    assert [d["digest"] for d in plan["expired"]] == [first] and plan["deleted"] == [first]
+    assert plan["freedBytes"] is not None and plan["freedBytes"] >= 0
+    head = httpx.head(
+        f"http://{reg}/v2/it/app/manifests/{first}",
+        headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
+        timeout=10,
+    )
+    assert head.status_code == 404
+    assert digest(raw_manifest(f"{reg}/it/app:live")) == second  # the tagged image is untouched
+
+
+def test_lifecycle_preview_on_the_live_registry_with_the_seed_policy(stack: Funade, web: str) -> None:
+    policy = Path(__file__).resolve().parents[1] / "fixtures" / "ecr-lifecycle-policy.json"  # the seed's, as is
+    plan = ok(stack, "registry", "lifecycle", "preview", "--policy", str(policy), "it/web", "-o", "json")
+    (repo,) = plan["repositories"]
+    assert repo["expired"] == []  # everything was pushed seconds ago
+    assert {d["digest"] for d in repo["kept"]} >= {web}
+    assert repo["pushRecords"] is True
+    bad = stack.cli("registry", "lifecycle", "preview", "--policy", str(Path(__file__)), "it/web")
+    assert bad.code == 2 and "invalid JSON" in bad.stderr
