@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The funade demo: from nothing to a deployed sample app, a rolling update, and a broken
-# release rolled back automatically — on the embedded `local` target (Docker + funade's
-# own controllers). `make demo` runs scripts/setup.sh first.
+# The funade demo: from nothing to a deployed sample app — lint, build, push to the embedded
+# registry, promote to production by digest, deploy, a rolling update, a broken release rolled
+# back automatically, and a lifecycle policy preview — on the embedded `local` target (Docker +
+# funade's own controllers + the distribution registry). `make demo` runs scripts/setup.sh first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,13 +27,32 @@ run image lint tests/fixtures/dockerfiles/go.Dockerfile -t warning
 
 step "0b. Build it with the Docker Engine: tags from git (sha-…, latest on the default branch), OCI labels, size per layer"
 # --allow-dirty: a developer's checkout may have local changes; CI's clean clone has none.
-run image build build/testapp/context --repo funade-shop --build-arg VERSION=demo --allow-dirty
+run image build build/testapp/context --repo funade-shop --build-arg VERSION=demo --allow-dirty -t demo
 
 step "1. Start funade (API, controllers; Docker runs the pods) and its registry"
 run up
 run status
+# A demo run starts from an empty shop, so revision 1 is this run's first release.
+if "$funade" get ns shop >/dev/null 2>&1; then run delete namespace shop; fi
 
-step "2. Deploy the shop (kustomize overlay 'production': 3 replicas, probes, limits, non-root, read-only)"
+registry=$("$funade" registry status -o json | .venv/bin/python -c 'import json,sys; print(json.load(sys.stdin)["address"])')
+
+step "1b. Push the releases to the registry's dev repository (the build above too), list them"
+for v in 1.0.0 2.0.0 3.0.0; do docker tag "funade-testapp:$v" "dev/shop:$v"; done
+run image push funade-shop:demo dev/shop:1.0.0 dev/shop:2.0.0 dev/shop:3.0.0
+run image ls dev/shop
+
+step "1c. Production tags are immutable; promote 1.0.0 to production by digest (no pull, blobs mounted)"
+run registry tag-mutability prod/shop IMMUTABLE
+run image promote dev/shop:1.0.0 prod/shop:1.0.0
+# The production overlay now takes its image from the registry's prod repository.
+sed -i "s|  - name: funade-testapp|  - name: funade-testapp\n    newName: $registry/prod/shop|" "$overlay/kustomization.yaml"
+if "$funade" image promote dev/shop:2.0.0 prod/shop:1.0.0 2>"$work/err"; then
+  echo "expected the immutable tag to be refused" >&2; exit 1
+fi
+printf '\033[33m→ refused: %s\033[0m\n' "$(cat "$work/err")"
+
+step "2. Deploy the shop from the registry (overlay 'production': 3 replicas, probes, limits, non-root, read-only)"
 set_tag 1.0.0
 run apply -k "$overlay" --wait
 run get pods -n shop -o wide
@@ -41,12 +61,14 @@ ip=$("$funade" get pods -n shop -o json | .venv/bin/python -c \
 printf '\033[2m$ curl http://%s:8080/\033[0m\n' "$ip"
 curl -s "http://$ip:8080/"
 
-step "3. Release 2.0.0: a rolling update (maxSurge 1, maxUnavailable 0: capacity never drops)"
+step "3. Release 2.0.0: promote it, then a rolling update (maxSurge 1, maxUnavailable 0: capacity never drops)"
+run image promote dev/shop:2.0.0 prod/shop:2.0.0
 set_tag 2.0.0
 run apply -k "$overlay" --wait
 run get deploy shop -n shop -o wide
 
 step "4. Release 3.0.0 is broken (its readiness never passes): funade rolls it back by itself"
+run image promote dev/shop:3.0.0 prod/shop:3.0.0
 set_tag 3.0.0
 if run apply -k "$overlay" --wait; then
   echo "expected the broken release to fail" >&2
@@ -66,6 +88,13 @@ step "5. Roll back by hand to the first release (it comes back as a new revision
 run rollout undo deploy/shop -n shop --to-revision 1
 run rollout status deploy/shop -n shop
 run rollout history deploy/shop -n shop
+
+step "6. Registry hygiene: the seed's ECR lifecycle policy, previewed (dated by funade's push records)"
+run registry lifecycle preview --policy examples/shop/ecr-lifecycle-policy.json dev/shop prod/shop
+# The same policy on an `aws ecr describe-images` export, as of a fixed date: what ECR would expire.
+run registry lifecycle preview --policy examples/shop/ecr-lifecycle-policy.json \
+  --images examples/shop/ecr-describe-images.json --now 2026-11-28T00:00:00Z
+run registry cleanup preview dev/shop --delete-only-untagged-versions --min-versions-to-keep 0
 
 printf '\n\033[1;32mDone.\033[0m The shop keeps running. Explore with `%s get pods -n shop`, `%s describe deploy shop -n shop`,\n' "$funade" "$funade"
 printf '`%s logs -l app=shop -n shop`; stop everything with `%s down --delete-workloads`.\n' "$funade" "$funade"
