@@ -7,6 +7,7 @@ funade promotes reads back byte-identical.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import shutil
@@ -18,8 +19,11 @@ from typing import Any
 import httpx
 import pytest
 
+from funade.adapters.registry.client import RegistryClient
 from funade.adapters.registry.server import RegistryServer
+from funade.core import oci
 from tests.integration.conftest import Funade, ensure_test_images, free_port, running_server, wait_until
+from tests.integration.test_registry_client import push_blob, push_image
 
 pytestmark = pytest.mark.integration
 
@@ -192,3 +196,53 @@ def test_lifecycle_preview_on_the_live_registry_with_the_seed_policy(stack: Funa
     assert repo["pushRecords"] is True
     bad = stack.cli("registry", "lifecycle", "preview", "--policy", str(Path(__file__)), "it/web")
     assert bad.code == 2 and "invalid JSON" in bad.stderr
+
+
+def test_promote_carries_every_platform_and_the_signature_across_registries(stack: Funade, tmp_path: Path) -> None:
+    """A two-platform index with a cosign-style signature, pushed with funade's client, promoted with the CLI."""
+    reg = registry_of(stack)
+    other = RegistryServer(tmp_path / "other", f"127.0.0.1:{free_port()}")
+    other.up()
+
+    async def seed() -> tuple[oci.Manifest, list[oci.Manifest], str]:
+        async with RegistryClient(reg) as client:
+            amd = await push_image(client, "it/multi", None, [b"amd64 layer" * 100])
+            arm = await push_image(client, "it/multi", None, [b"arm64 layer" * 100], arch="arm64")
+            children = [
+                oci.Descriptor(m.media_type, m.digest, m.size, platform=oci.Platform("linux", arch))
+                for m, arch in ((amd, "amd64"), (arm, "arm64"))
+            ]
+            raw = oci.index_bytes(children)
+            await client.put_manifest("it/multi", "1.0.0", raw, oci.OCI_INDEX)
+            index = oci.parse_manifest(raw, oci.OCI_INDEX)
+            empty = await push_blob(client, "it/multi", oci.EMPTY_JSON, oci.OCI_EMPTY)
+            layer = await push_blob(client, "it/multi", b"signature", "application/octet-stream")
+            body = {
+                "schemaVersion": 2,
+                "mediaType": oci.OCI_MANIFEST,
+                "artifactType": "application/vnd.dev.cosign.artifact.sig.v1+json",
+                "config": empty.to_json(),
+                "layers": [layer.to_json()],
+                "subject": index.descriptor().to_json(),
+            }
+            sig = json.dumps(body).encode()
+            sig_digest = await client.put_manifest("it/multi", oci.digest_of(sig), sig, oci.OCI_MANIFEST)
+            return index, [amd, arm], sig_digest
+
+    try:
+        index, platforms, signature = asyncio.run(seed())
+        dst = f"{other.address}/team/multi:1.0.0"
+        result = ok(stack, "image", "promote", f"{reg}/it/multi:1.0.0", dst, "-o", "json")
+        assert result["digest"] == index.digest and result["platforms"] == ["linux/amd64", "linux/arm64"]
+        assert result["referrers"] == [signature]
+        assert raw_manifest(dst) == index.raw
+        for child in platforms:
+            assert raw_manifest(f"{other.address}/team/multi@{child.digest}") == child.raw
+
+        async def referrers() -> list[str]:
+            async with RegistryClient(other.address) as client:
+                return [d.digest for d in await client.referrers("team/multi", index.digest)]
+
+        assert asyncio.run(referrers()) == [signature]
+    finally:
+        other.down()
