@@ -8,6 +8,7 @@ in-band pull errors and the exact container-create JSON.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
@@ -25,6 +26,7 @@ from funade.adapters.docker import (
     DockerError,
     DockerUnavailable,
     ImagePullError,
+    ImagePushError,
     LogLine,
     Mount,
     NotFound,
@@ -695,6 +697,50 @@ def test_successful_pull_returns_quietly() -> None:
             await engine.pull("app:1")
 
     run(scenario())
+
+
+def test_push_sends_credentials_and_returns_the_registry_digest() -> None:
+    digest = "sha256:" + "ab" * 32
+    body = json_lines(
+        [
+            {"status": "The push refers to repository [127.0.0.1:5000/team/app]"},
+            {"status": "Pushed", "id": "abc"},
+            {"status": f"1: digest: {digest} size: 528"},
+            {"progress": "", "aux": {"Tag": "1", "Digest": digest, "Size": 528}},
+        ]
+    )
+    fake = FakeEngine()
+    fake.on("POST", "/images/127.0.0.1:5000/team/app/push", lambda _r: httpx.Response(200, content=chunks(body, 5)))
+    progress: list[str] = []
+
+    async def scenario() -> str:
+        async with fake.engine() as engine:
+            return await engine.push(
+                "127.0.0.1:5000/team/app:1", progress.append, auth={"username": "u", "password": "p"}
+            )
+
+    assert run(scenario()) == digest
+    request = fake.requests[-1]
+    assert request.url.params["tag"] == "1"
+    sent = json.loads(base64.urlsafe_b64decode(request.headers["X-Registry-Auth"]))
+    assert sent == {"username": "u", "password": "p"}
+    assert "abc: Pushed" in progress
+
+
+def test_push_failure_inside_the_stream_and_a_missing_digest_raise() -> None:
+    fake = FakeEngine()
+    failing = json_lines([{"errorDetail": {"message": "denied"}, "error": "denied: requested access"}])
+    fake.on("POST", "/images/team/app/push", lambda _r: httpx.Response(200, content=failing))
+    fake.on("POST", "/images/team/other/push", lambda _r: httpx.Response(200, content=json_lines([{"status": "ok"}])))
+
+    async def scenario(ref: str) -> str:
+        async with fake.engine() as engine:
+            return await engine.push(ref)
+
+    with pytest.raises(ImagePushError, match="cannot push team/app:1: denied"):
+        run(scenario("team/app:1"))
+    with pytest.raises(ImagePushError, match="did not report a digest"):
+        run(scenario("team/other:1"))
 
 
 def test_import_image_sends_tar_and_changes() -> None:

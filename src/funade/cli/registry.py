@@ -8,12 +8,14 @@ engine's (:mod:`funade.engine.registry`).
 from __future__ import annotations
 
 import asyncio
+import enum
 import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NoReturn
 
 import typer
 from rich.table import Table
@@ -58,6 +60,7 @@ def _show(status: RegistryStatus, output: str, text: str) -> None:
                     "storage": str(status.storage),
                 },
                 indent=2,
+                ensure_ascii=False,
             )
         )
     else:
@@ -135,7 +138,13 @@ def tag_mutability(
         consoles.err.print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(1 if isinstance(exc, SettingsError) else 2) from exc
     if output == "json":
-        print(json.dumps({"registry": ref.registry, "repository": ref.repository, **current.to_json()}, indent=2))
+        print(
+            json.dumps(
+                {"registry": ref.registry, "repository": ref.repository, **current.to_json()},
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
     else:
         excluded = f" (except {', '.join(current.exclusions)})" if current.exclusions else ""
         consoles.out.print(f"{ref.name}: {current.mode.value}{excluded}", highlight=False)
@@ -159,12 +168,6 @@ def _repository(text: str) -> oci.Reference:
 
 # -- lifecycle and cleanup -------------------------------------------------------------------------
 
-lifecycle_app = typer.Typer(help="ECR lifecycle policies on any registry: preview, then apply.", no_args_is_help=True)
-cleanup_app = typer.Typer(
-    help="GHCR-style cleanup (actions/delete-package-versions), made safe: preview, then apply.", no_args_is_help=True
-)
-app.add_typer(lifecycle_app, name="lifecycle")
-app.add_typer(cleanup_app, name="cleanup")
 
 PolicyOpt = typer.Option(..., "--policy", help="an ECR lifecycle policy JSON file")
 ReposArg = typer.Argument(None, help="repositories (REPOSITORY or REGISTRY/REPOSITORY)")
@@ -272,16 +275,19 @@ def _show_plan(plan: _Plan) -> None:
 
 
 def _run(
+    action: Action,
     repositories: Sequence[str],
     decide: Callable[[list[lifecycle.ImageRecord]], lifecycle.Evaluation],
-    apply: bool,
     ignore_workloads: bool,
-    gc: bool,
+    no_gc: bool,
     output: str,
 ) -> None:
+    """Plan each repository (inventory, rules, safeguard), show it, and on apply delete and collect garbage."""
+    apply = action is Action.APPLY
     if not repositories:
-        consoles.err.print("[red]error:[/red] name at least one repository", highlight=False)
-        raise typer.Exit(2)
+        _usage("name at least one repository")
+    if not apply and (ignore_workloads or no_gc):
+        _usage(ApplyOnly.format("--ignore-workloads" if ignore_workloads else "--no-gc"))
     refs = [_repository(r) for r in repositories]
     uses = None if ignore_workloads else _in_use(required=apply)
     try:
@@ -291,30 +297,30 @@ def _run(
         consoles.err.print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(1) from exc
     documents = [_plan_json(p) for p in plans]
-    failed = False
+    outcomes: list[list[registry_engine.DeleteResult]] = []
     freed: dict[str, int] = {}
     if apply:
-        for plan, document in zip(plans, documents, strict=True):
-            results = asyncio.run(_delete(plan))
+        outcomes = [asyncio.run(_delete(plan)) for plan in plans]
+        if not no_gc:
+            freed = _collect_garbage({p.ref.registry for p in plans})
+        for document, results in zip(documents, outcomes, strict=True):
             document["deleted"] = [r.digest for r in results if r.error is None]
             document["errors"] = {r.digest: r.error for r in results if r.error is not None}
-            failed = failed or any(r.error for r in results)
-        if gc:
-            freed = _collect_garbage({p.ref.registry for p in plans})
-        for document in documents:
             document["freedBytes"] = freed.get(str(document["registry"]))
     if output == "json":
-        print(json.dumps({"repositories": documents}, indent=2))
+        print(json.dumps({"repositories": documents}, indent=2, ensure_ascii=False))
     else:
-        for plan, document in zip(plans, documents, strict=True):
+        for index, plan in enumerate(plans):
             _show_plan(plan)
             if apply:
-                consoles.out.print(f"deleted {len(document['deleted'])} images", highlight=False)  # type: ignore[arg-type]
-                for digest, error in document["errors"].items():  # type: ignore[attr-defined]
-                    consoles.err.print(f"[red]error:[/red] {digest}: {error}", highlight=False)
+                done = [r for r in outcomes[index] if r.error is None]
+                consoles.out.print(f"deleted {len(done)} images", highlight=False)
+                for result in outcomes[index]:
+                    if result.error is not None:
+                        consoles.err.print(f"[red]error:[/red] {result.digest}: {result.error}", highlight=False)
         for host, freed_bytes in freed.items():
             consoles.out.print(f"{host}: garbage collection freed {imagebuild.human_size(freed_bytes)}")
-    if failed:
+    if any(r.error for results in outcomes for r in results):
         raise typer.Exit(1)
 
 
@@ -359,6 +365,7 @@ def _inventory_preview(policy: lifecycle.LifecyclePolicy, images: Path, now: str
                     "kept": [d.to_json() for d in evaluation.kept],
                 },
                 indent=2,
+                ensure_ascii=False,
             )
         )
         return
@@ -368,126 +375,96 @@ def _inventory_preview(policy: lifecycle.LifecyclePolicy, images: Path, now: str
     consoles.out.print(plan_table(evaluation))
 
 
-@lifecycle_app.command("preview")
-def lifecycle_preview(
+class Action(enum.StrEnum):
+    PREVIEW = "preview"
+    APPLY = "apply"
+
+
+ActionArg = typer.Argument(..., help="preview: show what would go and why; apply: delete it")
+ApplyOnly = "{} goes with apply (preview deletes nothing)"
+
+
+@app.command("lifecycle")
+def lifecycle_command(
+    action: Action = ActionArg,
     repositories: list[str] | None = ReposArg,
     policy: Path = PolicyOpt,
-    images: Path | None = typer.Option(None, "--images", help="an `aws ecr describe-images` JSON export to evaluate"),
+    images: Path | None = typer.Option(None, "--images", help="an `aws ecr describe-images` JSON export (preview)"),
     now: str | None = typer.Option(None, "--now", help="evaluate as of this RFC 3339 time (with --images)"),
+    ignore_workloads: bool = IgnoreWorkloadsOpt,
+    no_gc: bool = NoGcOpt,
     output: str = OutputOpt,
 ) -> None:
-    """Show which images a policy would expire, and why, without deleting anything.
+    """Evaluate an ECR lifecycle policy on repositories: preview, or apply (delete by digest, then GC).
 
     ECR's semantics: rules in rulePriority order, each image expired by at most one rule,
     an image a higher rule selects is protected from lower rules but still counted by them.
     Images are dated by funade's push records, else by their creation time (shown).
     Untagged platform images of a kept index, subjects and referrers of kept images, and
-    images workloads run are never expired.
+    images workloads run are never expired. `preview --images FILE [--now T]` evaluates an
+    ECR export instead of a live registry.
     """
     parsed = _load_policy(policy)
     if images is not None:
-        if repositories:
-            consoles.err.print("[red]error:[/red] give repositories or --images, not both", highlight=False)
-            raise typer.Exit(2)
+        if repositories or action is Action.APPLY:
+            _usage("--images goes with preview and no repositories (an export cannot be deleted from)")
         _inventory_preview(parsed, images, now, output)
         return
     if now is not None:
-        consoles.err.print("[red]error:[/red] --now goes with --images (a live registry is evaluated now)")
-        raise typer.Exit(2)
+        _usage("--now goes with --images (a live registry is evaluated now)")
     at = datetime.now(UTC)
-    _run(repositories or [], lambda records: lifecycle.evaluate(parsed, records, at), False, False, False, output)
+
+    def decide(records: list[lifecycle.ImageRecord]) -> lifecycle.Evaluation:
+        return lifecycle.evaluate(parsed, records, at)
+
+    _run(action, repositories or [], decide, ignore_workloads, no_gc, output)
 
 
-@lifecycle_app.command("apply")
-def lifecycle_apply(
+@app.command("cleanup")
+def cleanup_command(
+    action: Action = ActionArg,
     repositories: list[str] = typer.Argument(..., help="repositories (REPOSITORY or REGISTRY/REPOSITORY)"),
-    policy: Path = PolicyOpt,
+    min_versions_to_keep: int = typer.Option(-1, "--min-versions-to-keep", help="keep the newest N (-1: off)"),
+    num_old_versions_to_delete: int | None = typer.Option(
+        None, "--num-old-versions-to-delete", help="delete the oldest N (default 1)"
+    ),
+    delete_only_untagged_versions: bool = typer.Option(
+        False, "--delete-only-untagged-versions", help="only untagged versions"
+    ),
+    delete_only_pre_release_versions: bool = typer.Option(
+        False, "--delete-only-pre-release-versions", help="only non-numeric version names"
+    ),
+    ignore_versions: str = typer.Option("^$", "--ignore-versions", help="a regex; matching names (digests) are kept"),
     ignore_workloads: bool = IgnoreWorkloadsOpt,
     no_gc: bool = NoGcOpt,
     output: str = OutputOpt,
 ) -> None:
-    """Delete (by digest) the images the policy expires; then collect the embedded registry's garbage."""
-    parsed = _load_policy(policy)
-    at = datetime.now(UTC)
-    _run(
-        repositories, lambda records: lifecycle.evaluate(parsed, records, at), True, ignore_workloads, not no_gc, output
-    )
+    """The seed's GHCR cleanup (actions/delete-package-versions v5 inputs), made safe: preview or apply.
 
-
-def _cleanup_options(
-    min_versions_to_keep: int,
-    num_old_versions_to_delete: int | None,
-    delete_only_untagged: bool,
-    delete_only_pre_release: bool,
-    ignore_versions: str,
-) -> lifecycle.CleanupOptions:
+    The action's semantics (oldest first, at most 100 per run); unlike the action, a
+    platform image of a surviving index, the subject of a surviving referrer and an image
+    a workload runs are never deleted.
+    """
     try:
-        return lifecycle.CleanupOptions(
+        options = lifecycle.CleanupOptions(
             min_versions_to_keep=min_versions_to_keep,
             num_old_versions_to_delete=num_old_versions_to_delete,
-            delete_only_untagged=delete_only_untagged,
-            delete_only_pre_release=delete_only_pre_release,
+            delete_only_untagged=delete_only_untagged_versions,
+            delete_only_pre_release=delete_only_pre_release_versions,
             ignore_versions=ignore_versions,
         )
     except lifecycle.PolicyError as exc:
-        consoles.err.print(f"[red]error:[/red] {exc}", highlight=False)
-        raise typer.Exit(2) from exc
+        _usage(str(exc))
+
+    def decide(records: list[lifecycle.ImageRecord]) -> lifecycle.Evaluation:
+        return lifecycle.cleanup(options, records)
+
+    _run(action, repositories, decide, ignore_workloads, no_gc, output)
 
 
-MinKeepOpt = typer.Option(-1, "--min-versions-to-keep", help="keep the newest N versions (-1: off)")
-NumDeleteOpt = typer.Option(None, "--num-old-versions-to-delete", help="delete the oldest N (default 1)")
-UntaggedOpt = typer.Option(False, "--delete-only-untagged-versions", help="only untagged versions")
-PreReleaseOpt = typer.Option(False, "--delete-only-pre-release-versions", help="only non-numeric version names")
-IgnoreOpt = typer.Option("^$", "--ignore-versions", help="a regex; matching version names (digests) are kept")
-
-
-@cleanup_app.command("preview")
-def cleanup_preview(
-    repositories: list[str] = typer.Argument(..., help="repositories (REPOSITORY or REGISTRY/REPOSITORY)"),
-    min_versions_to_keep: int = MinKeepOpt,
-    num_old_versions_to_delete: int | None = NumDeleteOpt,
-    delete_only_untagged_versions: bool = UntaggedOpt,
-    delete_only_pre_release_versions: bool = PreReleaseOpt,
-    ignore_versions: str = IgnoreOpt,
-    output: str = OutputOpt,
-) -> None:
-    """Show what the seed's GHCR cleanup workflow would delete, made safe for multi-arch images.
-
-    The inputs of actions/delete-package-versions v5, with its semantics (oldest first,
-    at most 100 per run); unlike the action, a platform image of a surviving index, the
-    subject of a surviving referrer and an image a workload runs are never deleted.
-    """
-    options = _cleanup_options(
-        min_versions_to_keep,
-        num_old_versions_to_delete,
-        delete_only_untagged_versions,
-        delete_only_pre_release_versions,
-        ignore_versions,
-    )
-    _run(repositories, lambda records: lifecycle.cleanup(options, records), False, False, False, output)
-
-
-@cleanup_app.command("apply")
-def cleanup_apply(
-    repositories: list[str] = typer.Argument(..., help="repositories (REPOSITORY or REGISTRY/REPOSITORY)"),
-    min_versions_to_keep: int = MinKeepOpt,
-    num_old_versions_to_delete: int | None = NumDeleteOpt,
-    delete_only_untagged_versions: bool = UntaggedOpt,
-    delete_only_pre_release_versions: bool = PreReleaseOpt,
-    ignore_versions: str = IgnoreOpt,
-    ignore_workloads: bool = IgnoreWorkloadsOpt,
-    no_gc: bool = NoGcOpt,
-    output: str = OutputOpt,
-) -> None:
-    """Delete what `cleanup preview` shows; then collect the embedded registry's garbage."""
-    options = _cleanup_options(
-        min_versions_to_keep,
-        num_old_versions_to_delete,
-        delete_only_untagged_versions,
-        delete_only_pre_release_versions,
-        ignore_versions,
-    )
-    _run(repositories, lambda records: lifecycle.cleanup(options, records), True, ignore_workloads, not no_gc, output)
+def _usage(message: str) -> NoReturn:
+    consoles.err.print(f"[red]error:[/red] {message}", highlight=False)
+    raise typer.Exit(2)
 
 
 @app.command()

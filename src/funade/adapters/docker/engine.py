@@ -99,9 +99,7 @@ def _resolve_host(host: str | None) -> tuple[str, str | None, str]:
     if spec.startswith(("tcp://", "http://")):
         address = spec.split("://", 1)[1].rstrip("/")
         return f"http://{address}", None, address
-    raise ValueError(
-        f"unsupported Docker host {spec!r}: use unix:///path/to/docker.sock or tcp://host:port"
-    )
+    raise ValueError(f"unsupported Docker host {spec!r}: use unix:///path/to/docker.sock or tcp://host:port")
 
 
 def _params(**values: str | int | bool | None) -> _Params:
@@ -194,9 +192,7 @@ class DockerClient:
         base_url, socket_path, self._where = _resolve_host(host)
         if transport is None:
             transport = httpx.AsyncHTTPTransport(uds=socket_path)
-        self._client = httpx.AsyncClient(
-            transport=transport, base_url=base_url, timeout=httpx.Timeout(timeout_s)
-        )
+        self._client = httpx.AsyncClient(transport=transport, base_url=base_url, timeout=httpx.Timeout(timeout_s))
         self._timeout_s = timeout_s
         self._stream_timeout = httpx.Timeout(timeout_s, read=None)
         self._api_version = api_version
@@ -230,8 +226,7 @@ class DockerClient:
         if _caused_by(exc, PermissionError):
             return DockerUnavailable(
                 None,
-                f"Permission denied on {self._where}: run funade as root or as a user "
-                "in the `docker` group.",
+                f"Permission denied on {self._where}: run funade as root or as a user in the `docker` group.",
             )
         return DockerUnavailable(
             None,
@@ -248,13 +243,9 @@ class DockerClient:
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             raise self._unavailable(exc) from exc
         except httpx.TimeoutException as exc:
-            raise TimeoutError(
-                f"Docker Engine did not answer {method} {path} within {self._timeout_s:g} s"
-            ) from exc
+            raise TimeoutError(f"Docker Engine did not answer {method} {path} within {self._timeout_s:g} s") from exc
         except httpx.TransportError as exc:
-            raise DockerError(
-                None, f"connection to the Docker Engine failed during {method} {path}: {exc}"
-            ) from exc
+            raise DockerError(None, f"connection to the Docker Engine failed during {method} {path}: {exc}") from exc
 
     async def _prefix(self) -> str:
         if self._api_version is None:
@@ -288,9 +279,7 @@ class DockerClient:
                 timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout,
             )
         if response.status_code >= 400:
-            raise _error_for(
-                response.status_code, error_message(response.content, response.reason_phrase)
-            )
+            raise _error_for(response.status_code, error_message(response.content, response.reason_phrase))
         return response
 
     async def _json(
@@ -328,9 +317,7 @@ class DockerClient:
             ) as response:
                 if response.status_code >= 400:
                     body = await response.aread()
-                    raise _error_for(
-                        response.status_code, error_message(body, response.reason_phrase)
-                    )
+                    raise _error_for(response.status_code, error_message(body, response.reason_phrase))
                 yield response
 
     # --- system ------------------------------------------------------------------------
@@ -345,10 +332,7 @@ class DockerClient:
         """``Version``, ``ApiVersion``, ``MinAPIVersion``, ``Os`` and ``Arch`` of the Engine."""
         response = await self._request("GET", "/version", versioned=False)
         body = as_object(response.json())
-        return {
-            key: get_str(body, key)
-            for key in ("Version", "ApiVersion", "MinAPIVersion", "Os", "Arch")
-        }
+        return {key: get_str(body, key) for key in ("Version", "ApiVersion", "MinAPIVersion", "Os", "Arch")}
 
     # --- containers --------------------------------------------------------------------
 
@@ -388,9 +372,7 @@ class DockerClient:
 
     async def kill(self, container_id: str, signal: str = "SIGKILL") -> None:
         """Send ``signal``; raises `Conflict` if the container is not running."""
-        await self._request(
-            "POST", f"/containers/{_segment(container_id)}/kill", params=_params(signal=signal)
-        )
+        await self._request("POST", f"/containers/{_segment(container_id)}/kill", params=_params(signal=signal))
 
     async def remove(
         self,
@@ -413,15 +395,11 @@ class DockerClient:
 
     async def rename(self, container_id: str, new_name: str) -> None:
         """Give a container a new name."""
-        await self._request(
-            "POST", f"/containers/{_segment(container_id)}/rename", params=_params(name=new_name)
-        )
+        await self._request("POST", f"/containers/{_segment(container_id)}/rename", params=_params(name=new_name))
 
     async def inspect_container(self, container_id: str) -> ContainerInfo:
         """Full state of one container (by ID or name)."""
-        return parse_container_info(
-            await self._json("GET", f"/containers/{_segment(container_id)}/json")
-        )
+        return parse_container_info(await self._json("GET", f"/containers/{_segment(container_id)}/json"))
 
     async def list_containers(
         self, *, all: bool = True, labels: Mapping[str, str | None] | None = None
@@ -524,13 +502,10 @@ class DockerClient:
             raise TypeError("exec cmd must be a list of arguments, not a string")
         try:
             async with asyncio.timeout(timeout_s):
-                return await self._exec(
-                    container_id, list(cmd), user=user, env=env, working_dir=working_dir
-                )
+                return await self._exec(container_id, list(cmd), user=user, env=env, working_dir=working_dir)
         except TimeoutError as exc:
             raise TimeoutError(
-                f"exec {list(cmd)!r} in container {container_id[:12]} did not finish "
-                f"within {timeout_s:g} s"
+                f"exec {list(cmd)!r} in container {container_id[:12]} did not finish within {timeout_s:g} s"
             ) from exc
 
     async def _exec(
@@ -555,9 +530,7 @@ class DockerClient:
             config["Env"] = list(env)
         if working_dir is not None:
             config["WorkingDir"] = working_dir
-        created = await self._json(
-            "POST", f"/containers/{_segment(container_id)}/exec", json_body=config
-        )
+        created = await self._json("POST", f"/containers/{_segment(container_id)}/exec", json_body=config)
         exec_id = get_str(created, "Id")
 
         demux = Demultiplexer()
@@ -579,9 +552,7 @@ class DockerClient:
             state = await self._json("GET", f"/exec/{_segment(exec_id)}/json")
             exit_code = state.get("ExitCode")
             if state.get("Running") is not True and isinstance(exit_code, int):
-                return ExecResult(
-                    exit_code=exit_code, output=bytes(output), stdout=bytes(out), stderr=bytes(err)
-                )
+                return ExecResult(exit_code=exit_code, output=bytes(output), stdout=bytes(out), stderr=bytes(err))
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.2)
 
@@ -599,6 +570,41 @@ class DockerClient:
             return False
         return True
 
+    async def _progress(
+        self,
+        path: str,
+        params: _Params,
+        what: str,
+        error: type[DockerError],
+        on_progress: Callable[[str], None] | None,
+        headers: Mapping[str, str] | None = None,
+    ) -> list[JsonObject]:
+        """Follow an Engine progress stream (pull, push) to its end; returns the ``aux`` objects it carried.
+
+        The Engine reports failures inside a 200 stream as well as up front; both raise ``error``.
+        """
+        auxes: list[JsonObject] = []
+        try:
+            async with self._stream(
+                "POST", path, params=params, headers=headers, timeout=self._stream_timeout
+            ) as response:
+                async for message in _json_lines(response):
+                    failure = _stream_error(message)
+                    if failure is not None:
+                        raise error(None, f"cannot {what}: {failure}")
+                    aux = message.get("aux")
+                    if isinstance(aux, dict):
+                        auxes.append(aux)
+                    if on_progress is not None:
+                        text = _progress_text(message)
+                        if text:
+                            on_progress(text)
+        except (error, DockerUnavailable):
+            raise
+        except DockerError as exc:
+            raise error(exc.status, f"cannot {what}: {exc.message}") from exc
+        return auxes
+
     async def pull(self, ref: str, on_progress: Callable[[str], None] | None = None) -> None:
         """Pull ``ref`` (``latest`` when untagged), reporting progress lines.
 
@@ -607,29 +613,10 @@ class DockerClient:
                 progress stream (which it does with HTTP 200).
         """
         repo, tag = split_image_ref(ref)
-        try:
-            async with self._stream(
-                "POST",
-                "/images/create",
-                params=_params(fromImage=repo, tag=tag),
-                timeout=self._stream_timeout,
-            ) as response:
-                async for message in _json_lines(response):
-                    failure = _stream_error(message)
-                    if failure is not None:
-                        raise ImagePullError(None, f"cannot pull {ref}: {failure}")
-                    if on_progress is not None:
-                        text = _progress_text(message)
-                        if text:
-                            on_progress(text)
-        except (ImagePullError, DockerUnavailable):
-            raise
-        except DockerError as exc:
-            raise ImagePullError(exc.status, f"cannot pull {ref}: {exc.message}") from exc
+        params = _params(fromImage=repo, tag=tag)
+        await self._progress("/images/create", params, f"pull {ref}", ImagePullError, on_progress)
 
-    async def import_image(
-        self, tar: bytes, repo: str, tag: str = "latest", changes: Sequence[str] = ()
-    ) -> str:
+    async def import_image(self, tar: bytes, repo: str, tag: str = "latest", changes: Sequence[str] = ()) -> str:
         """Create an image from a root filesystem tarball; return its ID.
 
         Args:
@@ -670,48 +657,27 @@ class DockerClient:
         """
         repo, tag = split_image_ref(ref)
         header = base64.urlsafe_b64encode(json.dumps(dict(auth or {})).encode()).decode()
-        digest = ""
-        try:
-            async with self._stream(
-                "POST",
-                f"/images/{_image_path(repo)}/push",
-                params=_params(tag=tag),
-                headers={"X-Registry-Auth": header},
-                timeout=self._stream_timeout,
-            ) as response:
-                async for message in _json_lines(response):
-                    failure = _stream_error(message)
-                    if failure is not None:
-                        raise ImagePushError(None, f"cannot push {ref}: {failure}")
-                    aux = message.get("aux")
-                    if isinstance(aux, dict) and isinstance(aux.get("Digest"), str):
-                        digest = aux["Digest"]
-                    if on_progress is not None:
-                        text = _progress_text(message)
-                        if text:
-                            on_progress(text)
-        except (ImagePushError, DockerUnavailable):
-            raise
-        except DockerError as exc:
-            raise ImagePushError(exc.status, f"cannot push {ref}: {exc.message}") from exc
-        if not digest:
+        auxes = await self._progress(
+            f"/images/{_image_path(repo)}/push",
+            _params(tag=tag),
+            f"push {ref}",
+            ImagePushError,
+            on_progress,
+            headers={"X-Registry-Auth": header},
+        )
+        digests = [aux["Digest"] for aux in auxes if isinstance(aux.get("Digest"), str)]
+        if not digests:
             raise ImagePushError(None, f"cannot push {ref}: the Engine did not report a digest")
-        return digest
+        return str(digests[-1])
 
     async def tag_image(self, ref: str, repo: str, tag: str = "latest") -> None:
         """Add the name ``repo:tag`` to the image ``ref``."""
-        await self._request(
-            "POST", f"/images/{_image_path(ref)}/tag", params=_params(repo=repo, tag=tag)
-        )
+        await self._request("POST", f"/images/{_image_path(ref)}/tag", params=_params(repo=repo, tag=tag))
 
-    async def remove_image(
-        self, ref: str, *, force: bool = False, missing_ok: bool = False
-    ) -> None:
+    async def remove_image(self, ref: str, *, force: bool = False, missing_ok: bool = False) -> None:
         """Untag ``ref`` and delete the image if no other name refers to it."""
         try:
-            await self._request(
-                "DELETE", f"/images/{_image_path(ref)}", params=_params(force=force)
-            )
+            await self._request("DELETE", f"/images/{_image_path(ref)}", params=_params(force=force))
         except NotFound:
             if not missing_ok:
                 raise
@@ -744,9 +710,7 @@ class DockerClient:
         """Describe a network (by name or ID), with its attached containers."""
         return parse_network_info(await self._json("GET", f"/networks/{_segment(name)}"))
 
-    async def list_networks(
-        self, labels: Mapping[str, str | None] | None = None
-    ) -> list[NetworkInfo]:
+    async def list_networks(self, labels: Mapping[str, str | None] | None = None) -> list[NetworkInfo]:
         """Networks carrying ``labels`` (``None`` value: the label exists)."""
         params = _params(filters=encode_filters({"label": label_filters(labels)}))
         items = await self._json_list("/networks", params=params)
@@ -808,9 +772,7 @@ class DockerClient:
         """Describe a volume; raises `NotFound` if it does not exist."""
         return parse_volume_info(await self._json("GET", f"/volumes/{_segment(name)}"))
 
-    async def list_volumes(
-        self, labels: Mapping[str, str | None] | None = None
-    ) -> list[VolumeInfo]:
+    async def list_volumes(self, labels: Mapping[str, str | None] | None = None) -> list[VolumeInfo]:
         """Volumes carrying ``labels`` (``None`` value: the label exists)."""
         params = _params(filters=encode_filters({"label": label_filters(labels)}))
         body = await self._json("GET", "/volumes", params=params)
@@ -819,9 +781,7 @@ class DockerClient:
             return []
         return [parse_volume_info(as_object(item)) for item in items]
 
-    async def remove_volume(
-        self, name: str, *, force: bool = False, missing_ok: bool = False
-    ) -> None:
+    async def remove_volume(self, name: str, *, force: bool = False, missing_ok: bool = False) -> None:
         """Remove a volume; raises `Conflict` while a container uses it."""
         try:
             await self._request("DELETE", f"/volumes/{_segment(name)}", params=_params(force=force))
@@ -854,8 +814,6 @@ class DockerClient:
             until=None if until is None else format_since(until),
             filters=encode_filters(filters or {}),
         )
-        async with self._stream(
-            "GET", "/events", params=params, timeout=self._stream_timeout
-        ) as response:
+        async with self._stream("GET", "/events", params=params, timeout=self._stream_timeout) as response:
             async for message in _json_lines(response):
                 yield parse_event(message)
