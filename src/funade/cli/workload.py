@@ -26,7 +26,9 @@ from funade.adapters import kustomize
 from funade.cli import consoles, render
 from funade.cli.client import ApiError, Client
 from funade.core import manifests
-from funade.engine import workloads
+
+# funade.engine.workloads builds the Kubernetes object models (pydantic, ~150 ms to import):
+# imported where it is used, so `funade image …` and `funade registry …` start quickly.
 
 __all__ = ["register"]
 
@@ -57,6 +59,8 @@ def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
 
 
 def _ref(kind_or_ref: str, name: str | None) -> tuple[str, str | None]:
+    from funade.engine import workloads
+
     if "/" in kind_or_ref and name is None:
         kind, _, name = kind_or_ref.partition("/")
         return workloads.normalize_kind(kind), name
@@ -111,6 +115,8 @@ def _sources(files: list[str], kustomize_dir: str | None, recursive: bool) -> li
 
 def load_objects(files: list[str], kustomize_dir: str | None = None, recursive: bool = False) -> list[Obj]:
     """Read, render and validate manifests; exits with a clear message on the first problem."""
+    from funade.engine import workloads
+
     objs: list[Obj] = []
     for source, text in _sources(files, kustomize_dir, recursive):
         try:

@@ -892,12 +892,20 @@ class RegistryClient:
         location = await self._start_upload(op, repository)
         offset = 0
         chunk: bytes | None = first
+        # The next chunk is read from the source while this one is sent: download and upload overlap.
+        following: asyncio.Task[bytes | None] | None = None
         try:
             while chunk is not None:
                 hasher.update(chunk)
+                following = asyncio.ensure_future(anext(rest, None))
                 location, offset = await self._patch(op, repository, location, chunk, offset)
-                chunk = await anext(rest, None)
+                chunk = await following
+                following = None
         except Exception as exc:
+            if following is not None:
+                following.cancel()
+                with contextlib.suppress(BaseException):
+                    await following
             if not isinstance(exc, _SessionLost):
                 await self._cancel(op, location, repository)  # the source failed: leave nothing half done
             raise
