@@ -81,7 +81,7 @@ def test_seed_examples_load(path: Path) -> None:
     assert docs
     for doc in docs:
         obj = objects.parse_document(doc)
-        if doc.kind in objects.RUNNABLE_KINDS:
+        if doc.kind in objects.TYPED_KINDS:
             assert type(obj).__name__ == doc.kind
         else:
             assert isinstance(obj, objects.GenericObject)
@@ -923,7 +923,7 @@ def test_object_meta_accepts_what_real_manifests_carry() -> None:
 
 def test_runnable_kinds() -> None:
     kinds = sorted(objects.RUNNABLE_KINDS)
-    assert kinds == ["ConfigMap", "Deployment", "Namespace", "Pod", "ReplicaSet", "Secret"]
+    assert kinds == ["ConfigMap", "Deployment", "Namespace", "Pod", "ReplicaSet", "Secret", "Service"]
     assert objects.TYPED_KINDS["Deployment"] == "apps/v1"
 
 

@@ -110,6 +110,7 @@ def test_a_plain_service_renders_one_frontend_one_backend_and_its_servers() -> N
         "    stats socket /run/funade/runtime.sock mode 600 level admin expose-fd listeners\n"
         "    stats timeout 30s\n"
         "    hard-stop-after 60s\n"
+        "    noreuseport\n"
         "\n"
         "defaults\n"
         "    mode http\n"

@@ -104,15 +104,15 @@ def test_dry_run_changes_nothing(engine: workloads.Workloads) -> None:
 
 
 def test_non_runnable_kinds_are_stored(engine: workloads.Workloads) -> None:
-    svc = {
-        "apiVersion": "v1",
-        "kind": "Service",
+    hpa = {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
         "metadata": {"name": "web"},
-        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]},
+        "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "web"}, "maxReplicas": 3},
     }
-    (result,) = engine.apply([svc])
+    (result,) = engine.apply([hpa])
     assert (result.action, result.runnable) == ("created", False)
-    assert [o["metadata"]["name"] for o in engine.select("Service", "default", None)] == ["web"]
+    assert [o["metadata"]["name"] for o in engine.select("HorizontalPodAutoscaler", "default", None)] == ["web"]
 
 
 def test_deleting_a_namespace_deletes_what_is_in_it(engine: workloads.Workloads) -> None:

@@ -22,10 +22,11 @@ from starlette.routing import Route
 
 import funade
 from funade.adapters.docker import DockerClient
+from funade.adapters.local import ports
 from funade.adapters.local.runtime import ContainerRun
 from funade.adapters.store.sqlite import SqliteStore
 from funade.controller.manager import Manager
-from funade.core import objects, registryevents
+from funade.core import objects, registryevents, services
 from funade.core.ports import ObjectKey
 from funade.engine import workloads
 
@@ -47,7 +48,7 @@ class Api:
         self.store = SqliteStore(home / "funade.db")
         self.docker = DockerClient()
         self.manager = Manager(self.store, self.docker, home)
-        self.workloads = workloads.Workloads(self.store)
+        self.workloads = workloads.Workloads(self.store, port_free=ports.loopback_port_free)
 
     async def start(self) -> None:
         self.workloads.ensure_default_namespace()
@@ -76,9 +77,31 @@ class Api:
     def _decorate(self, obj: Obj) -> Obj:
         if obj.get("kind") not in objects.RUNNABLE_KINDS:
             obj = dict(obj, status={**(obj.get("status") or {}), "localTarget": NOT_RUNNABLE})
+        elif obj.get("kind") == "Service":
+            local = services.local_ports(obj)
+            ports = [
+                {**p, "localPort": local.get(f"{p['port']}/{p.get('protocol', 'TCP')}")}
+                for p in (obj.get("spec") or {}).get("ports") or []
+            ]
+            status = {"address": "127.0.0.1", "ports": ports}
+            if self.manager.services.error:
+                status["error"] = self.manager.services.error
+            obj = dict(obj, status={"loadBalancer": {"ingress": [{"ip": "127.0.0.1"}]}, "localTarget": status})
         return obj
 
+    def _endpoints(self, namespace: str | None, name: str | None = None) -> list[Obj]:
+        found = []
+        for spec, _ in self.manager.services.specs():
+            if (namespace is None or spec.namespace == namespace) and (name is None or spec.name == name):
+                stored = self.store.get(ObjectKey("Service", spec.namespace, spec.name)) or {}
+                created = (stored.get("metadata") or {}).get("creationTimestamp", "")
+                views = services.endpoints(spec, self.manager.pod_views(spec.namespace))
+                found.append(services.endpoints_object(spec, views, created))
+        return found
+
     def _items(self, kind: str, namespace: str | None, selector: str | None) -> list[Obj]:
+        if kind == "Endpoints":
+            return self._endpoints(namespace)
         if kind == "Pod":
             items = self.manager.pod_views(namespace)
             known = {p["metadata"]["uid"] for p in items}
@@ -157,6 +180,10 @@ class Api:
             worker = self.manager.find_pod(ns, name)
             if worker is not None:
                 return JSONResponse(worker.view())
+        if kind == "Endpoints":
+            found = self._endpoints(ns, name)
+            if found:
+                return JSONResponse(found[0])
         obj = self.store.get(ObjectKey(kind, ns, name))
         if obj is None:
             return _error(f'{kind.lower()}s "{name}" not found' + (f" in namespace {ns}" if ns else ""), 404)
@@ -266,7 +293,6 @@ class Api:
                 yield (line.text + "\n").encode()
 
         return StreamingResponse(lines(), media_type="text/plain")
-
 
     # -- the registry's notifications and what the lifecycle needs -------------------
 

@@ -108,6 +108,38 @@ def _deployment_row(obj: Obj, wide: bool) -> list[str]:
     return row
 
 
+def _service_row(obj: Obj, wide: bool) -> list[str]:
+    """kubectl's columns; every port is served on 127.0.0.1, at PORT:LOCALPORT."""
+    spec = obj.get("spec") or {}
+    local = (obj.get("status") or {}).get("localTarget") or {}
+    ports = ",".join(
+        f"{p['port']}:{p['localPort']}/{p.get('protocol', 'TCP')}"
+        if p.get("localPort")
+        else f"{p['port']}/{p.get('protocol', 'TCP')}"
+        for p in local.get("ports") or spec.get("ports") or []
+    )
+    row = [
+        obj["metadata"]["name"],
+        spec.get("type", "ClusterIP"),
+        "127.0.0.1",
+        "<none>" if spec.get("type", "ClusterIP") == "ClusterIP" else "127.0.0.1",
+        ports or "<none>",
+        age(obj["metadata"].get("creationTimestamp")),
+    ]
+    if wide:
+        row.append(",".join(f"{k}={v}" for k, v in (spec.get("selector") or {}).items()) or "<none>")
+    return row
+
+
+def endpoints_text(obj: Obj) -> str:
+    """``IP:PORT (state)`` for each endpoint, as `funade get endpoints` shows them."""
+    items = ((obj.get("status") or {}).get("localTarget") or {}).get("endpoints") or []
+    text = ", ".join(
+        f"{e['ip']}:{e['targetPort']}" + ("" if e["state"] == "ready" else f" ({e['state']})") for e in items
+    )
+    return text or "<none>"
+
+
 def object_table(kind: str, items: list[Obj], wide: bool = False, all_namespaces: bool = False) -> Table:
     """The table `funade get KIND` prints."""
     table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
@@ -124,6 +156,10 @@ def object_table(kind: str, items: list[Obj], wide: bool = False, all_namespaces
         columns = ["NAME"] + (["TYPE"] if kind == "Secret" else []) + ["DATA", "AGE"]
     elif kind == "Namespace":
         columns = ["NAME", "STATUS", "AGE"]
+    elif kind == "Service":
+        columns = ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"] + (["SELECTOR"] if wide else [])
+    elif kind == "Endpoints":
+        columns = ["NAME", "ENDPOINTS", "AGE"]
     else:
         columns = ["NAME", "STATUS", "AGE"]
     for column in ns_col + columns:
@@ -158,6 +194,10 @@ def object_table(kind: str, items: list[Obj], wide: bool = False, all_namespaces
             row = [meta["name"]] + ([obj.get("type", "Opaque")] if kind == "Secret" else []) + [str(data), age(created)]
         elif kind == "Namespace":
             row = [meta["name"], "Active", age(created)]
+        elif kind == "Service":
+            row = _service_row(obj, wide)
+        elif kind == "Endpoints":
+            row = [meta["name"], endpoints_text(obj), age(created)]
         else:
             row = [meta["name"], (obj.get("status") or {}).get("localTarget", ""), age(created)]
         table.add_row(*(prefix + row))

@@ -7,6 +7,7 @@ again by the next `up`, unless `--delete-workloads`).
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
 import os
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import typer
 
+from funade.adapters.haproxy import HAProxy
 from funade.adapters.registry.server import DEFAULT_ADDRESS as REGISTRY_ADDRESS
 from funade.adapters.registry.server import RegistryServer, ServerError
 from funade.cli import consoles
@@ -161,7 +163,8 @@ def down(
     timeout: float = typer.Option(30.0, "--timeout"),
     output: str = typer.Option("text", "-o", "--output"),
 ) -> None:
-    """Stop the funade server (pods keep running unless --delete-workloads)."""
+    """Stop the funade server and its registry (pods and the Services in front of them keep running
+    unless --delete-workloads)."""
     home = funade_home()
     pid = _read_pid(home)
     stopped = False
@@ -181,19 +184,30 @@ def down(
         stopped = True
     registry_stopped = RegistryServer.of_home(home).down()
     removed = 0
+    proxy_stopped = False
     if delete_workloads:
         removed = _remove_workloads()
+        # Services go with their pods; without --delete-workloads both keep serving.
+        proxy_stopped = asyncio.run(HAProxy(home).stop())
     message = (
         ("funade stopped" if stopped else "funade was not running")
         + ("; registry stopped" if registry_stopped else "")
         + (f"; removed {removed} container(s)" if delete_workloads else "")
+        + ("; HAProxy stopped" if proxy_stopped else "")
     )
-    _say(output, {"stopped": stopped, "registryStopped": registry_stopped, "removedContainers": removed}, message)
+    _say(
+        output,
+        {
+            "stopped": stopped,
+            "registryStopped": registry_stopped,
+            "removedContainers": removed,
+            "proxyStopped": proxy_stopped,
+        },
+        message,
+    )
 
 
 def _remove_workloads() -> int:
-    import asyncio
-
     from funade.adapters.docker import DockerClient, DockerUnavailable
     from funade.adapters.local.runtime import MANAGED, instance_id
 

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -686,7 +686,7 @@ class PodWorker:
     # -- termination ------------------------------------------------------------------
 
     async def _teardown(self) -> None:
-        """Graceful termination: not ready, preStop, SIGTERM, SIGKILL after the grace period."""
+        """Graceful termination: not ready, drained from Services, preStop, SIGTERM, SIGKILL after the grace period."""
         spec = self.pod["spec"]
         grace = float(self.grace if self.grace is not None else spec.get("terminationGracePeriodSeconds", 30))
         deadline = self.kubelet.clock() + grace
@@ -700,6 +700,7 @@ class PodWorker:
             "containerStatuses": [dict(s, ready=False) for s in self.status.get("containerStatuses", [])],
         }
         self.kubelet.changed()
+        await self.kubelet.drain(self, deadline)
         runs = [r for r in await self.rt.runs(self.uid) if r.info.state.running]
         by_name = {c["name"]: c for c in spec["containers"]}
 
@@ -725,6 +726,8 @@ class Kubelet:
         runtime: Pod-level operations on the Docker Engine.
         store: Desired state (ConfigMaps, Secrets) and where events are recorded.
         on_change: Called whenever a pod's status or the set of pods changes.
+        drain: Called when a pod terminates, before preStop and SIGTERM, with the deadline
+            of its grace period: Services stop sending it requests and let in-flight ones end.
         clock: Epoch seconds. Back-off, probe timing, status timestamps and events all
             read it, so unit tests can drive time by hand.
     """
@@ -735,11 +738,13 @@ class Kubelet:
         store: Store,
         on_change: Callable[[], None],
         clock: Callable[[], float] = time.time,
+        drain: Callable[[PodWorker, float], Awaitable[None]] | None = None,
     ) -> None:
         self.runtime = runtime
         self.store = store
         self.clock = clock
         self._on_change = on_change
+        self._drain = drain
         self.workers: dict[str, PodWorker] = {}
         self._volumes: dict[str, dict[str, tuple[str, str]]] = {}
         self._events_task: asyncio.Task[None] | None = None
@@ -795,6 +800,20 @@ class Kubelet:
 
     def changed(self) -> None:
         self._on_change()
+
+    async def drain(self, worker: PodWorker, deadline: float) -> None:
+        """Let the Services in front of a terminating pod stop using it; never longer than ``deadline``."""
+        if self._drain is None:
+            return
+        remaining = deadline - self.clock()
+        if remaining <= 0:
+            return
+        try:
+            await asyncio.wait_for(self._drain(worker, deadline), remaining)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a drain that fails or times out must not keep the pod from stopping
+            log.warning("pod %s/%s: drain did not finish", worker.namespace, worker.name, exc_info=True)
 
     def forget(self, worker: PodWorker) -> None:
         self.workers.pop(worker.uid, None)

@@ -15,9 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from funade.adapters.docker import Docker, DockerError, DockerUnavailable
+from funade.adapters.haproxy import HAProxy
 from funade.adapters.local.runtime import LocalRuntime
 from funade.controller.kubelet import Kubelet, PodWorker
+from funade.controller.services import ServiceController
 from funade.controller.workloads import WorkloadController
+from funade.core import traffic
 from funade.core.ports import Store
 
 __all__ = ["Manager"]
@@ -32,12 +35,13 @@ RESYNC_SECONDS = 2.0
 class Manager:
     """Runs the local target's controllers in the server's event loop."""
 
-    def __init__(self, store: Store, docker: Docker, home: Path) -> None:
+    def __init__(self, store: Store, docker: Docker, home: Path, proxy: traffic.Proxy | None = None) -> None:
         self.store = store
         self.docker = docker
         self.runtime = LocalRuntime(docker, home)
-        self.kubelet = Kubelet(self.runtime, store, self.poke)
+        self.kubelet = Kubelet(self.runtime, store, self.poke, drain=self._drain)
         self.workloads = WorkloadController(store, self.kubelet)
+        self.services = ServiceController(store, proxy or HAProxy(home), lambda: self.pod_views(None))
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.docker_error: str | None = "not connected yet"
@@ -88,6 +92,7 @@ class Manager:
             try:
                 await self.docker.ping()  # so `funade status` tells when the Engine goes away
                 await self.workloads.reconcile()
+                await self.services.reconcile()
                 self.passes += 1
                 if not self.synced.is_set():
                     # Statuses were written by the previous server: one more pass makes
@@ -99,6 +104,9 @@ class Manager:
                 self.docker_error = str(exc)
             except Exception:
                 log.exception("reconcile pass failed")
+
+    async def _drain(self, worker: PodWorker, deadline: float) -> None:
+        await self.services.drain(worker.namespace, worker.name, deadline)
 
     # -- reads for the API ------------------------------------------------------------
 

@@ -8,8 +8,9 @@ forbid unknown fields, apply the API server's defaults (``imagePullPolicy``, pro
 timings, rolling-update surge...) and its validation rules (names, selectors,
 volume references, ports).
 
-Kinds funade does not run (Service, HorizontalPodAutoscaler, Rollout, any CRD...)
-are kept as :class:`GenericObject`: stored and listed, never dropped.
+Kinds funade does not run (HorizontalPodAutoscaler, Rollout, any CRD...) are kept as
+:class:`GenericObject`: stored and listed, never dropped. A Service is a GenericObject
+too; :mod:`funade.core.services` validates the parts the local target serves.
 
 Use :func:`parse` on a plain mapping, :func:`parse_document` on a loaded
 :class:`~funade.core.manifests.Document` (errors then carry file, line and field),
@@ -1464,8 +1465,9 @@ _TYPED: dict[str, tuple[str, type[_Object]]] = {
 TYPED_KINDS: Mapping[str, str] = {kind: version for kind, (version, _) in _TYPED.items()}
 """kind → the apiVersion funade understands for it."""
 
-RUNNABLE_KINDS: frozenset[str] = frozenset(_TYPED)
-"""Kinds the local target runs; every other kind is stored and listed only."""
+RUNNABLE_KINDS: frozenset[str] = frozenset(_TYPED) | {"Service"}
+"""Kinds the local target runs (a Service is a GenericObject here; core.services validates and serves it);
+every other kind is stored and listed only."""
 
 
 def _builtin_group(api_version: object) -> bool:

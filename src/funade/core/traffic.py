@@ -667,6 +667,9 @@ def render_config(
         f"    stats socket {runtime_socket} mode 600 level admin expose-fd listeners",
         "    stats timeout 30s",
         f"    hard-stop-after {_duration(hard_stop_after)}",
+        # Never share a port with another process: a second HAProxy (another funade home) on
+        # the same port would silently get half the connections. Reloads pass the sockets on.
+        "    noreuseport",
         "",
         "defaults",
         "    mode http",

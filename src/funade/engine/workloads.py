@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from funade.core import localtarget, manifests, objects, revisions, selectors
+from funade.core import localtarget, manifests, objects, revisions, selectors, services
 from funade.core.ports import Event, ObjectKey, Store
 
 __all__ = [
@@ -64,6 +64,8 @@ _ALIASES = {
     "configmaps": "ConfigMap",
     "secret": "Secret",
     "secrets": "Secret",
+    "ep": "Endpoints",
+    "endpoints": "Endpoints",
     "svc": "Service",
     "service": "Service",
     "services": "Service",
@@ -186,8 +188,10 @@ def _default_namespace(obj: Obj, namespace: str) -> Obj:
 class Workloads:
     """Desired-state changes of workload objects."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, port_free: Callable[[int], bool] | None = None) -> None:
         self.store = store
+        # Whether nothing on this machine listens on 127.0.0.1:PORT (an adapter probes it).
+        self.port_free = port_free or (lambda port: True)
 
     def _event(self, key: ObjectKey, type_: str, reason: str, message: str) -> None:
         self.store.add_event(Event(time.time(), key.namespace, key.kind, key.name, type_, reason, message))
@@ -240,6 +244,8 @@ class Workloads:
             old = self.store.get(key)
             obj = _keep_live_fields(raw, obj, old)
             self._check_update(obj, old)
+            if key.kind == "Service":
+                obj = self._with_local_ports(obj, old, prepared, objs)
             findings = localtarget.check_object(obj)
             refused = [str(f) for f in findings if f.error]
             if refused:
@@ -264,6 +270,43 @@ class Workloads:
                 self._event(key, "Normal", "Applied", f"generation {obj['metadata'].get('generation')}")
             results.append(ApplyResult(key, action, key.kind in objects.RUNNABLE_KINDS, warnings[key]))
         return results
+
+    def _with_local_ports(self, obj: Obj, old: Obj | None, batch: Sequence[Obj], given: Sequence[Obj]) -> Obj:
+        """Validate a Service and give each of its ports a loopback port, kept across applies.
+
+        Explicit nodePorts anywhere in the input are reserved first, so an allocated port
+        never takes one a later Service of the same apply asks for.
+        """
+        try:
+            spec = services.parse(obj)
+        except services.ServiceError as exc:
+            raise WorkloadError(str(exc)) from exc
+        key = ObjectKey.of(obj)
+        others = [o for o in [*self.store.list_objects("Service"), *batch] if o.get("kind") == "Service"]
+        taken = {
+            port
+            for other in others
+            if ObjectKey.of(other) != key
+            for port in services.local_ports(other).values()
+        }
+        taken |= {
+            p["nodePort"]
+            for other in given
+            if other.get("kind") == "Service"
+            and (other.get("metadata") or {}).get("name") != key.name
+            for p in ((other.get("spec") or {}).get("ports") or [])
+            if isinstance(p, dict) and isinstance(p.get("nodePort"), int)
+        }
+        try:
+            ports = services.allocate(spec, services.local_ports(old) if old else {}, taken, self.port_free)
+        except services.ServiceError as exc:
+            raise WorkloadError(str(exc), 422) from exc
+        meta = dict(obj["metadata"])
+        meta["annotations"] = {
+            **(meta.get("annotations") or {}),
+            services.PORTS_ANNOTATION: json.dumps(ports, sort_keys=True),
+        }
+        return {**obj, "metadata": meta}
 
     def _dry_action(self, obj: Obj) -> str:
         old = self.store.get(ObjectKey.of(obj))

@@ -1,0 +1,102 @@
+"""The services controller: keeps HAProxy carrying every Service, with the pods that back it now.
+
+Each pass rebuilds the data plane from the stored Services and the live pod views
+(:func:`funade.core.services.plane`) and hands it to the proxy, which applies a change
+through its runtime API, or a seamless reload, or restarts HAProxy when it was killed.
+A pod that terminates is drained before its containers get SIGTERM: the kubelet calls
+:meth:`ServiceController.drain`, which applies the plane with the pod draining and waits
+until HAProxy holds no request on it (or the grace period runs out).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from funade.core import services, traffic
+from funade.core.ports import Store
+
+__all__ = ["ServiceController"]
+
+log = logging.getLogger(__name__)
+Obj = dict[str, Any]
+
+_DRAIN_POLL = 0.05
+
+
+class ServiceController:
+    """Serves the Services of one store through one proxy."""
+
+    def __init__(self, store: Store, proxy: traffic.Proxy, pods: Callable[[], list[Obj]]) -> None:
+        self.store = store
+        self.proxy = proxy
+        self.pods = pods
+        self.applied: traffic.DataPlane | None = None
+        self.error: str | None = None
+        self._lock = asyncio.Lock()
+
+    def specs(self) -> list[tuple[services.ServiceSpec, dict[str, int]]]:
+        """Every stored Service the local target can serve, with its loopback ports."""
+        out = []
+        for obj in self.store.list_objects("Service"):
+            try:
+                out.append((services.parse(obj), services.local_ports(obj)))
+            except services.ServiceError as exc:  # stored before validation existed: skip it, say why
+                log.warning("%s", exc)
+        return out
+
+    async def reconcile(self) -> traffic.Applied | None:
+        """Apply the current plane when it changed or HAProxy is not running it; None when nothing to do."""
+        async with self._lock:
+            desired = services.plane(self.specs(), self.pods())
+            if self.applied is None and not desired.listeners:
+                return None  # no Service yet: no HAProxy either
+            if desired == self.applied and await self.proxy.alive():
+                return None
+            try:
+                applied = await self.proxy.ensure(desired)
+            except Exception as exc:  # TrafficError, HAProxyError: keep serving the last good plane
+                self.error = str(exc)
+                log.error("cannot apply the data plane: %s", exc)
+                return None
+            self.applied = desired
+            self.error = None
+            if applied.action is not traffic.Action.UNCHANGED:
+                log.info("data plane: %s (%d listeners)", applied.action.value, len(desired.listeners))
+            return applied
+
+    async def drain(self, namespace: str, pod: str, deadline: float) -> None:
+        """Stop sending new requests to ``pod`` and wait until its in-flight ones finish (or ``deadline``)."""
+        if not any(spec.namespace == namespace for spec, _ in self.specs()):
+            return
+        await self.reconcile()  # the pod view says terminating: its endpoints drain
+        plane = self.applied
+        if plane is None:
+            return
+        mine = {
+            (backend, server)
+            for (backend, server), ref in traffic.servers(plane).items()
+            if ref.endpoint.name.startswith(f"{pod}-") and ref.listener.startswith(f"{namespace}/")
+        }
+        if not mine:
+            return
+        while time.time() < deadline:
+            try:
+                busy = [
+                    s for s in await self.proxy.servers() if (s.backend, s.server) in mine and s.sessions > 0
+                ]
+            except Exception:  # HAProxy gone: nothing to wait for
+                return
+            if not busy:
+                return
+            await asyncio.sleep(_DRAIN_POLL)
+
+    def endpoints(self, namespace: str, name: str) -> dict[str, list[services.EndpointView]] | None:
+        """The endpoints of one Service by port, or None when there is no such Service."""
+        for spec, _ in self.specs():
+            if spec.namespace == namespace and spec.name == name:
+                return services.endpoints(spec, self.pods())
+        return None

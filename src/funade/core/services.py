@@ -1,0 +1,308 @@
+"""Services on the local target: a loopback port per Service port, endpoints, and the data plane.
+
+On one machine ClusterIP, NodePort and LoadBalancer all mean "reachable on 127.0.0.1":
+each Service port gets a loopback port, its ``nodePort`` when one is given, otherwise
+one allocated from the NodePort range (30000-32767, below Linux's ephemeral ports) and
+kept in the stored object so it survives restarts. Endpoints are the pods the selector
+matches: Ready pods take requests, terminating ones drain (in-flight requests finish,
+no new ones), the others are held down. All of it is pure: the services controller
+feeds it pods and hands the resulting :class:`traffic.DataPlane` to HAProxy.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from funade.core import selectors, traffic
+
+__all__ = [
+    "PORTS_ANNOTATION",
+    "PORT_RANGE",
+    "EndpointView",
+    "ServiceError",
+    "ServicePort",
+    "ServiceSpec",
+    "allocate",
+    "endpoints",
+    "endpoints_object",
+    "local_ports",
+    "parse",
+    "plane",
+]
+
+PORT_RANGE = range(30000, 32768)
+#: Where the stored Service keeps its loopback ports: {"<port>/<protocol>": local port}.
+PORTS_ANNOTATION = "local.funade.io/ports"
+_TYPES = ("ClusterIP", "NodePort", "LoadBalancer")
+
+Obj = dict[str, Any]
+
+
+class ServiceError(ValueError):
+    """A Service the local target cannot serve; the message names the object and field."""
+
+
+@dataclass(frozen=True)
+class ServicePort:
+    name: str
+    protocol: str
+    port: int
+    target: int | str  # a number, or the name of a container port
+    node_port: int | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.port}/{self.protocol}"
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    namespace: str
+    name: str
+    type: str
+    selector: Mapping[str, str] | None  # None: no selector, endpoints are managed by hand (none here)
+    ports: tuple[ServicePort, ...]
+
+    @property
+    def ref(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+def parse(obj: Obj) -> ServiceSpec:
+    """The parts of a Service the local target serves.
+
+    Raises:
+        ServiceError: naming the Service and the field (`spec.ports[1].targetPort` …).
+    """
+    meta = obj.get("metadata") or {}
+    where = f"service/{meta.get('namespace', 'default')}/{meta.get('name', '?')}"
+    spec = obj.get("spec") or {}
+    if not isinstance(spec, Mapping):
+        raise ServiceError(f"{where}: spec must be a mapping")
+    kind = spec.get("type", "ClusterIP")
+    if kind == "ExternalName":
+        raise ServiceError(f"{where}: spec.type ExternalName: the local target has no DNS to alias names with")
+    if kind not in _TYPES:
+        raise ServiceError(f"{where}: spec.type: unsupported value {kind!r} (ClusterIP, NodePort, LoadBalancer)")
+    selector = spec.get("selector")
+    if selector is not None and not (
+        isinstance(selector, Mapping) and all(isinstance(v, str) for v in selector.values())
+    ):
+        raise ServiceError(f"{where}: spec.selector must map label names to strings")
+    raw_ports = spec.get("ports") or []
+    if not isinstance(raw_ports, list) or not raw_ports:
+        raise ServiceError(f"{where}: spec.ports: at least one port is required")
+    ports = []
+    for i, raw in enumerate(raw_ports):
+        at = f"{where}: spec.ports[{i}]"
+        if not isinstance(raw, Mapping):
+            raise ServiceError(f"{at}: must be a mapping")
+        port = raw.get("port")
+        if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
+            raise ServiceError(f"{at}.port: must be an integer between 1 and 65535")
+        protocol = raw.get("protocol", "TCP")
+        if protocol != "TCP":
+            raise ServiceError(f"{at}.protocol: {protocol} is not served by the local target (TCP only)")
+        target = raw.get("targetPort", port)
+        if isinstance(target, bool) or not isinstance(target, int | str) or target in ("", 0):
+            raise ServiceError(f"{at}.targetPort: a port number or a container port name")
+        if isinstance(target, int) and not 1 <= target <= 65535:
+            raise ServiceError(f"{at}.targetPort: must be between 1 and 65535")
+        node_port = raw.get("nodePort")
+        if node_port is not None:
+            if kind == "ClusterIP":
+                raise ServiceError(f"{at}.nodePort: may not be used when `type` is 'ClusterIP'")
+            if not isinstance(node_port, int) or node_port not in PORT_RANGE:
+                raise ServiceError(
+                    f"{at}.nodePort: provided port is not in the valid range. The range of valid ports is 30000-32767"
+                )
+        name = raw.get("name", "")
+        if len(raw_ports) > 1 and not name:
+            raise ServiceError(f"{at}.name: required when a Service has more than one port")
+        ports.append(ServicePort(str(name), protocol, port, target, node_port))
+    keys = [p.key for p in ports]
+    if len(set(keys)) != len(keys):
+        raise ServiceError(f"{where}: spec.ports: duplicate port")
+    return ServiceSpec(str(meta.get("namespace") or "default"), str(meta.get("name")), kind, selector, tuple(ports))
+
+
+def local_ports(obj: Obj) -> dict[str, int]:
+    """The loopback ports a stored Service was given, by ``port/protocol``."""
+    text = ((obj.get("metadata") or {}).get("annotations") or {}).get(PORTS_ANNOTATION)
+    try:
+        value = json.loads(text) if isinstance(text, str) else {}
+    except ValueError:
+        return {}
+    return {str(k): int(v) for k, v in value.items() if isinstance(v, int)} if isinstance(value, dict) else {}
+
+
+def allocate(
+    service: ServiceSpec,
+    previous: Mapping[str, int],
+    taken: Iterable[int],
+    free: Callable[[int], bool] = lambda port: True,
+) -> dict[str, int]:
+    """Loopback ports for ``service``: its nodePorts, the ports it had, else the lowest free ones.
+
+    Args:
+        previous: what the stored Service had (kept, so addresses survive re-applies and restarts).
+        taken: ports other Services hold.
+        free: whether nothing else on this machine listens on 127.0.0.1:PORT (another funade
+            home, any program); a port the Service had is ours and is not asked about.
+
+    Raises:
+        ServiceError: a nodePort another Service or program holds ("provided port is already allocated").
+    """
+    used = set(taken)
+    mine = set(previous.values())
+    out: dict[str, int] = {}
+    for i, port in enumerate(service.ports):
+        if port.node_port is not None:
+            at = f"service/{service.ref}: spec.ports[{i}].nodePort: Invalid value: {port.node_port}"
+            if port.node_port in used:
+                raise ServiceError(f"{at}: provided port is already allocated")
+            if port.node_port not in mine and not free(port.node_port):
+                raise ServiceError(f"{at}: 127.0.0.1:{port.node_port} is in use by another program")
+            out[port.key] = port.node_port
+            used.add(port.node_port)
+    for port in service.ports:
+        if port.key in out:
+            continue
+        kept = previous.get(port.key)
+        if kept is not None and kept not in used:
+            out[port.key] = kept
+            used.add(kept)
+            continue
+        found = next((p for p in PORT_RANGE if p not in used and free(p)), None)
+        if found is None:
+            raise ServiceError(f"service/{service.ref}: no free loopback port left in 30000-32767")
+        out[port.key] = found
+        used.add(found)
+    return out
+
+
+@dataclass(frozen=True)
+class EndpointView:
+    """One pod behind one Service port, as `funade get endpoints` shows it."""
+
+    pod: str
+    ip: str
+    port: int
+    state: traffic.EndpointState
+
+
+def _ready(pod: Obj) -> bool:
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+def _target(pod: Obj, target: int | str) -> int | None:
+    if isinstance(target, int):
+        return target
+    for container in (pod.get("spec") or {}).get("containers") or []:
+        for port in container.get("ports") or []:
+            if port.get("name") == target and port.get("protocol", "TCP") == "TCP":
+                return int(port["containerPort"])
+    return None
+
+
+def endpoints(service: ServiceSpec, pods: Sequence[Obj]) -> dict[str, list[EndpointView]]:
+    """Per Service port (``port/protocol``): the pods behind it and their state.
+
+    Ready pods take requests; a terminating pod drains; a pod that is not Ready is down.
+    Pods without an IP, finished pods, and pods lacking a named target port are left out.
+    """
+    out: dict[str, list[EndpointView]] = {p.key: [] for p in service.ports}
+    if not service.selector:  # no selector (or an empty one): endpoints are not managed by the Service
+        return out
+    selector = {"matchLabels": dict(service.selector)}
+    for pod in sorted(pods, key=lambda p: str(p["metadata"]["name"])):
+        meta = pod["metadata"]
+        status = pod.get("status") or {}
+        if meta.get("namespace") != service.namespace or not status.get("podIP"):
+            continue
+        if status.get("phase") in ("Succeeded", "Failed"):
+            continue
+        if not selectors.matches(selector, meta.get("labels") or {}):
+            continue
+        if meta.get("deletionTimestamp"):
+            state = traffic.EndpointState.DRAINING
+        elif _ready(pod):
+            state = traffic.EndpointState.READY
+        else:
+            state = traffic.EndpointState.DOWN
+        for port in service.ports:
+            number = _target(pod, port.target)
+            if number is not None:
+                out[port.key].append(EndpointView(str(meta["name"]), str(status["podIP"]), number, state))
+    return out
+
+
+def endpoints_object(service: ServiceSpec, views: Mapping[str, Sequence[EndpointView]], created: str = "") -> Obj:
+    """A Kubernetes ``v1/Endpoints`` for the Service, plus each endpoint's state (ready, draining, down).
+
+    As in Kubernetes, Ready pods are ``addresses`` and the others ``notReadyAddresses``;
+    ``status.localTarget.endpoints`` says which of those are draining.
+    """
+    subsets = []
+    states = []
+    for port in service.ports:
+        group = views.get(port.key, [])
+        for number in sorted({v.port for v in group}):
+            chosen = [v for v in group if v.port == number]
+
+            def address(v: EndpointView) -> Obj:
+                return {"ip": v.ip, "targetRef": {"kind": "Pod", "namespace": service.namespace, "name": v.pod}}
+
+            subset: Obj = {"ports": [{"name": port.name, "port": number, "protocol": port.protocol}]}
+            ready = [address(v) for v in chosen if v.state is traffic.EndpointState.READY]
+            not_ready = [address(v) for v in chosen if v.state is not traffic.EndpointState.READY]
+            if ready:
+                subset["addresses"] = ready
+            if not_ready:
+                subset["notReadyAddresses"] = not_ready
+            subsets.append(subset)
+        states += [
+            {"port": port.key, "pod": v.pod, "ip": v.ip, "targetPort": v.port, "state": v.state.value} for v in group
+        ]
+    metadata: Obj = {"name": service.name, "namespace": service.namespace}
+    if created:
+        metadata["creationTimestamp"] = created
+    return {
+        "apiVersion": "v1",
+        "kind": "Endpoints",
+        "metadata": metadata,
+        "subsets": subsets,
+        "status": {"localTarget": {"endpoints": states}},
+    }
+
+
+def listener_name(service: ServiceSpec, port: ServicePort) -> str:
+    return f"{service.ref}:{port.name or port.port}"
+
+
+def plane(services: Sequence[tuple[ServiceSpec, Mapping[str, int]]], pods: Sequence[Obj]) -> traffic.DataPlane:
+    """The data plane serving ``services`` (each with its loopback ports) from ``pods``."""
+    listeners = []
+    for service, ports in sorted(services, key=lambda s: s[0].ref):
+        backing = endpoints(service, pods)
+        for port in service.ports:
+            local = ports.get(port.key)
+            if local is None:
+                continue
+            pool = traffic.Pool(
+                "all",
+                tuple(traffic.Endpoint(f"{e.pod}-{e.port}", e.ip, e.port, e.state) for e in backing[port.key]),
+            )
+            listeners.append(
+                traffic.Listener(
+                    name=listener_name(service, port),
+                    port=local,
+                    pools=(pool,),
+                    default=(traffic.Destination("all", 100),),
+                )
+            )
+    return traffic.DataPlane(tuple(listeners))

@@ -1,0 +1,191 @@
+"""Services on the local target, for real: HAProxy on loopback in front of the pods Docker runs.
+
+Requests reach Ready pods only; a rolling update under load loses no request; a pod that
+is deleted finishes its in-flight request before it gets SIGTERM; HAProxy killed with
+SIGKILL is back by itself; the loopback port survives a re-apply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+import httpx
+import pytest
+
+from funade.adapters.haproxy import HAProxy
+from tests.integration.conftest import Funade, free_port, wait_until
+from tests.integration.test_local_target import app_container, bare_pod, deployment
+
+pytestmark = pytest.mark.integration
+Obj = dict[str, Any]
+V1, V2, BROKEN = "funade-testapp:1.0.0", "funade-testapp:2.0.0", "funade-testapp:3.0.0"
+
+
+def service(name: str, selector: dict[str, str] | None = None, **spec: Any) -> Obj:
+    body = {"selector": selector or {"app": name}, "ports": [{"name": "http", "port": 80, "targetPort": 8080}], **spec}
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name}, "spec": body}
+
+
+def local_port(funade: Funade, ns: str, name: str) -> int:
+    svc = funade.obj("Service", ns, name)
+    return int(svc["status"]["localTarget"]["ports"][0]["localPort"])
+
+
+def endpoints(funade: Funade, ns: str, name: str) -> list[Obj]:
+    return list(funade.obj("Endpoints", ns, name)["status"]["localTarget"]["endpoints"])
+
+
+def get(port: int, path: str = "/", timeout: float = 5.0) -> httpx.Response:
+    return httpx.get(f"http://127.0.0.1:{port}{path}", timeout=timeout)
+
+
+class Load:
+    """A client thread sending requests one after another (new connection each time) until stopped."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.outcomes: Counter[str] = Counter()
+        self.bodies: Counter[str] = Counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                response = get(self.port, timeout=3.0)
+                self.outcomes[str(response.status_code)] += 1
+                self.bodies[response.text.split(" ")[0]] += 1
+            except httpx.HTTPError as exc:
+                self.outcomes[type(exc).__name__] += 1
+
+    def __enter__(self) -> Load:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+
+    @property
+    def failures(self) -> dict[str, int]:
+        return {k: v for k, v in self.outcomes.items() if k != "200"}
+
+
+def test_requests_reach_ready_pods_only_and_the_port_is_stable(funade: Funade, ns: str) -> None:
+    good = deployment("good", V1, replicas=2)
+    good["spec"]["template"]["metadata"]["labels"]["tier"] = "web"
+    bad = deployment("bad", BROKEN, replicas=1)
+    bad["spec"]["template"]["metadata"]["labels"]["tier"] = "web"
+    r = funade.apply(ns, good, bad, service("web", {"tier": "web"}))
+    assert r.code == 0, r.output
+    port = local_port(funade, ns, "web")
+    assert 30000 <= port <= 32767
+    funade.wait_until(
+        lambda: Counter(e["state"] for e in endpoints(funade, ns, "web")) == {"ready": 2, "down": 1},
+        90,
+        "two ready endpoints and one down",
+        namespace=ns,
+    )
+    answers = Counter(get(port).text.split(" ")[0] for _ in range(30))
+    assert answers == {"version=1.0.0": 30}
+    # The same port after a re-apply, and `get svc` shows it.
+    assert funade.apply(ns, service("web", {"tier": "web"})).code == 0
+    assert local_port(funade, ns, "web") == port
+    listing = funade.cli("get", "svc", "web", "-n", ns)
+    assert f"80:{port}/TCP" in listing.stdout, listing.output
+    eps = funade.cli("get", "endpoints", "web", "-n", ns)
+    assert eps.code == 0 and "(down)" in eps.stdout, eps.output
+
+
+def test_rolling_update_under_load_loses_no_request(funade: Funade, ns: str) -> None:
+    web = deployment("roll", V1, replicas=3, env={"STARTUP_DELAY": "2"})
+    assert funade.apply(ns, web, service("roll"), args=("--wait",)).code == 0
+    port = local_port(funade, ns, "roll")
+    wait_until(lambda: get(port).status_code == 200, 30, "the Service answers")
+    with Load(port) as load:
+        wait_until(lambda: sum(load.outcomes.values()) > 20, 30, "steady traffic")
+        r = funade.apply(ns, deployment("roll", V2, replicas=3, env={"STARTUP_DELAY": "2"}), args=("--wait",))
+        assert r.code == 0, r.output
+        seen = sum(load.outcomes.values())
+        wait_until(lambda: sum(load.outcomes.values()) > seen + 20, 30, "traffic after the update")
+    assert load.failures == {}, f"failed requests during the rolling update: {load.outcomes}"
+    assert load.bodies["version=1.0.0"] > 0 and load.bodies["version=2.0.0"] > 0
+
+
+def test_a_deleted_pod_finishes_its_in_flight_request_before_sigterm(funade: Funade, ns: str) -> None:
+    pod = bare_pod("slow", app_container(V1), terminationGracePeriodSeconds=20)
+    pod["metadata"]["labels"] = {"app": "slow"}
+    assert funade.apply(ns, pod, service("slow")).code == 0
+    port = local_port(funade, ns, "slow")
+    funade.wait_until(lambda: get(port).status_code == 200, 60, "the Service answers", namespace=ns)
+    result: dict[str, Any] = {}
+
+    def slow_request() -> None:
+        response = get(port, "/sleep?ms=3000", timeout=15)
+        result["status"], result["done"] = response.status_code, time.time()
+
+    thread = threading.Thread(target=slow_request)
+    thread.start()
+    proxy = HAProxy(funade.home)
+    wait_until(
+        lambda: any(s.sessions > 0 for s in asyncio.run(proxy.servers()) if s.server.startswith("slow-")),
+        10,
+        "the slow request is in flight at the pod",
+    )
+    assert funade.cli("delete", "pod", "slow", "-n", ns, "--no-wait").code == 0
+    thread.join(20)
+    assert result.get("status") == 200, result
+    funade.wait_until(lambda: funade.find("Pod", ns, "slow") is None, 60, "the pod is gone", namespace=ns)
+    # The kubelet says "Killing" when it sends SIGTERM: only after the drained request was answered.
+    (killing,) = [e for e in funade.events(ns) if e["name"] == "slow" and e["reason"] == "Killing"]
+    assert killing["time"] >= result["done"] - 0.2, (killing["time"], result["done"])
+
+
+def test_haproxy_killed_is_back_with_the_current_state(funade: Funade, ns: str) -> None:
+    assert funade.apply(ns, deployment("phoenix", V1, replicas=1), service("phoenix"), args=("--wait",)).code == 0
+    port = local_port(funade, ns, "phoenix")
+    wait_until(lambda: get(port).status_code == 200, 30, "the Service answers")
+    master = int((funade.home / "haproxy" / "haproxy.pid").read_text().strip())
+    os.kill(master, signal.SIGKILL)
+    for pid in _haproxy_pids(funade):
+        os.kill(pid, signal.SIGKILL)
+
+    def answers() -> bool:
+        try:
+            return get(port, timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    funade.wait_until(answers, 30, "HAProxy restarted by the services controller", namespace=ns)
+    assert int((funade.home / "haproxy" / "haproxy.pid").read_text().strip()) != master
+
+
+def _haproxy_pids(funade: Funade) -> list[int]:
+    config = str(funade.home / "haproxy" / "haproxy.cfg").encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                argv = open(f"/proc/{entry}/cmdline", "rb").read().split(b"\0")  # noqa: SIM115
+            except OSError:
+                continue
+            if argv and argv[0].endswith(b"haproxy") and config in argv:
+                found.append(int(entry))
+    return found
+
+
+def test_a_taken_node_port_is_refused_and_changes_nothing(funade: Funade, ns: str) -> None:
+    port = free_port() % 2000 + 30000
+    first = service("first", type="NodePort", ports=[{"port": 80, "targetPort": 8080, "nodePort": port}])
+    assert funade.apply(ns, first).code == 0
+    assert local_port(funade, ns, "first") == port
+    second = service("second", type="NodePort", ports=[{"port": 80, "targetPort": 8080, "nodePort": port}])
+    r = funade.apply(ns, second)
+    assert r.code != 0 and "provided port is already allocated" in r.stderr, r.output
+    assert funade.find("Service", ns, "second") is None

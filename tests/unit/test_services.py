@@ -1,0 +1,200 @@
+"""Services on the local target: validation, loopback ports, endpoints, the data plane and draining."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from funade.adapters.haproxy import FakeProxy
+from funade.adapters.store.sqlite import SqliteStore
+from funade.controller.services import ServiceController
+from funade.core import services, traffic
+from funade.engine import workloads
+
+pytestmark = pytest.mark.unit
+Obj = dict[str, Any]
+READY, DRAINING, DOWN = traffic.EndpointState.READY, traffic.EndpointState.DRAINING, traffic.EndpointState.DOWN
+
+
+def service(name: str = "web", ns: str = "default", **spec: Any) -> Obj:
+    body = {"selector": {"app": name}, "ports": [{"port": 80, "targetPort": 8080}], **spec}
+    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": ns}, "spec": body}
+
+
+def pod(name: str, ip: str, *, app: str = "web", ns: str = "default", ready: bool = True, **meta: Any) -> Obj:
+    return {
+        "metadata": {"name": name, "namespace": ns, "labels": {"app": app}, **meta},
+        "spec": {"containers": [{"name": "app", "ports": [{"name": "http", "containerPort": 8080}]}]},
+        "status": {
+            "phase": "Running",
+            "podIP": ip,
+            "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"type": "ExternalName"}, "ExternalName"),
+        ({"type": "Headless"}, r"spec.type: unsupported value 'Headless'"),
+        ({"ports": []}, "at least one port"),
+        ({"ports": [{"port": 0}]}, r"spec.ports\[0\].port: must be an integer"),
+        ({"ports": [{"port": 53, "protocol": "UDP"}]}, r"spec.ports\[0\].protocol: UDP"),
+        ({"ports": [{"port": 80, "nodePort": 30080}]}, "may not be used when `type` is 'ClusterIP'"),
+        ({"type": "NodePort", "ports": [{"port": 80, "nodePort": 8080}]}, "valid range"),
+        ({"ports": [{"port": 80}, {"port": 81}]}, r"spec.ports\[0\].name: required"),
+        ({"ports": [{"name": "a", "port": 80}, {"name": "b", "port": 80}]}, "duplicate port"),
+    ],
+)
+def test_invalid_services_name_the_field(spec: Obj, message: str) -> None:
+    with pytest.raises(services.ServiceError, match=message):
+        services.parse(service(**spec))
+
+
+def test_the_seed_service_parses() -> None:
+    seed = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "myapp"},
+        "spec": {"selector": {"app": "myapp"}, "ports": [{"port": 80, "targetPort": 3000}], "type": "ClusterIP"},
+    }
+    spec = services.parse(seed)
+    assert (spec.namespace, spec.type, spec.ports[0].target) == ("default", "ClusterIP", 3000)
+
+
+def test_allocation_keeps_node_ports_and_previous_ports_and_fills_the_lowest_free() -> None:
+    spec = services.parse(
+        service(
+            type="NodePort",
+            ports=[{"name": "a", "port": 80, "nodePort": 31000}, {"name": "b", "port": 81}, {"name": "c", "port": 82}],
+        )
+    )
+    got = services.allocate(spec, {"82/TCP": 30500}, taken={30000})
+    assert got == {"80/TCP": 31000, "81/TCP": 30001, "82/TCP": 30500}
+    with pytest.raises(services.ServiceError, match="provided port is already allocated"):
+        services.allocate(spec, {}, taken={31000})
+
+
+def test_endpoints_are_ready_draining_or_down_and_resolve_named_ports() -> None:
+    spec = services.parse(service(ports=[{"port": 80, "targetPort": "http"}]))
+    pods = [
+        pod("web-a", "10.0.0.1"),
+        pod("web-b", "10.0.0.2", ready=False),
+        pod("web-c", "10.0.0.3", deletionTimestamp="2026-11-28T00:00:00Z"),
+        pod("other", "10.0.0.4", app="other"),
+        pod("web-d", "10.0.0.5", ns="elsewhere"),
+        {**pod("web-e", ""), "status": {"phase": "Pending"}},
+    ]
+    (views,) = services.endpoints(spec, pods).values()
+    assert [(v.pod, v.ip, v.port, v.state) for v in views] == [
+        ("web-a", "10.0.0.1", 8080, READY),
+        ("web-b", "10.0.0.2", 8080, DOWN),
+        ("web-c", "10.0.0.3", 8080, DRAINING),
+    ]
+    missing = services.parse(service(ports=[{"port": 80, "targetPort": "grpc"}]))
+    assert services.endpoints(missing, pods) == {"80/TCP": []}
+
+
+def test_plane_has_one_listener_per_service_port_on_its_loopback_port() -> None:
+    spec = services.parse(service())
+    plane = services.plane([(spec, {"80/TCP": 30001})], [pod("web-a", "10.0.0.1")])
+    (listener,) = plane.listeners
+    assert (listener.name, listener.port, listener.address) == ("default/web:80", 30001, "127.0.0.1")
+    assert listener.pools[0].endpoints == (traffic.Endpoint("web-a-8080", "10.0.0.1", 8080, READY),)
+    traffic.check(plane)
+
+
+def test_apply_gives_services_stable_loopback_ports(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "db")
+    engine = workloads.Workloads(store)
+    engine.ensure_default_namespace()
+    engine.apply([service("a"), service("b", type="NodePort", ports=[{"port": 80, "nodePort": 30000}])])
+    stored = {o["metadata"]["name"]: services.local_ports(o) for o in store.list_objects("Service")}
+    assert stored == {"a": {"80/TCP": 30001}, "b": {"80/TCP": 30000}}
+    # Re-applying, or applying a changed Service, keeps the port; a clash is refused and changes nothing.
+    (result,) = engine.apply([service("a")])
+    assert result.action == "unchanged"
+    engine.apply([service("a", ports=[{"port": 80, "targetPort": 9090}])])
+    assert services.local_ports(next(o for o in store.list_objects("Service") if o["metadata"]["name"] == "a")) == {
+        "80/TCP": 30001
+    }
+    with pytest.raises(workloads.WorkloadError, match="provided port is already allocated"):
+        engine.apply([service("c", type="NodePort", ports=[{"port": 80, "nodePort": 30001}])])
+    with pytest.raises(workloads.WorkloadError, match=r"spec.ports\[0\].protocol"):
+        engine.apply([service("d", ports=[{"port": 53, "protocol": "UDP"}])])
+    assert sorted(o["metadata"]["name"] for o in store.list_objects("Service")) == ["a", "b"]
+    annotations = store.list_objects("Service")[0]["metadata"]["annotations"]
+    assert json.loads(annotations[services.PORTS_ANNOTATION])
+    store.close()
+
+
+class _Controller:
+    def __init__(self, tmp_path: Path) -> None:
+        self.store = SqliteStore(tmp_path / "db")
+        self.engine = workloads.Workloads(self.store)
+        self.engine.ensure_default_namespace()
+        self.proxy = FakeProxy()
+        self.pods: list[Obj] = []
+        self.controller = ServiceController(self.store, self.proxy, lambda: self.pods)
+
+
+def test_controller_starts_haproxy_only_for_services_and_restarts_it_when_killed(tmp_path: Path) -> None:
+    c = _Controller(tmp_path)
+    assert asyncio.run(c.controller.reconcile()) is None and not c.proxy.running
+    c.engine.apply([service()])
+    c.pods = [pod("web-a", "10.0.0.1")]
+    assert asyncio.run(c.controller.reconcile()).action is traffic.Action.START  # type: ignore[union-attr]
+    assert asyncio.run(c.controller.reconcile()) is None  # nothing changed
+    c.pods.append(pod("web-b", "10.0.0.2"))
+    assert asyncio.run(c.controller.reconcile()).action is traffic.Action.RUNTIME  # type: ignore[union-attr]
+    c.proxy.kill()
+    assert asyncio.run(c.controller.reconcile()).action is traffic.Action.RESTART  # type: ignore[union-attr]
+    c.proxy.refuse("bad")
+    c.engine.apply([service("other")])
+    assert asyncio.run(c.controller.reconcile()) is None and "bad" in (c.controller.error or "")
+
+
+def test_drain_waits_for_in_flight_requests_then_returns(tmp_path: Path) -> None:
+    c = _Controller(tmp_path)
+    c.engine.apply([service()])
+    c.pods = [pod("web-a", "10.0.0.1")]
+    asyncio.run(c.controller.reconcile())
+    ((backend, server),) = traffic.servers(c.proxy.plane).keys()  # type: ignore[arg-type]
+    c.proxy.set_sessions(backend, server, 1)
+    c.pods = [pod("web-a", "10.0.0.1", deletionTimestamp="2026-11-28T00:00:00Z")]
+
+    async def scenario() -> tuple[bool, traffic.EndpointState]:
+        task = asyncio.create_task(c.controller.drain("default", "web-a", time.time() + 10))
+        while c.proxy.plane is None or c.proxy.plane.listeners[0].pools[0].endpoints[0].state is READY:
+            await asyncio.sleep(0.01)
+        state = c.proxy.plane.listeners[0].pools[0].endpoints[0].state
+        await asyncio.sleep(0.2)
+        waiting = not task.done()  # a request is still in flight
+        c.proxy.set_sessions(backend, server, 0)
+        await asyncio.wait_for(task, 5)
+        return waiting, state
+
+    waiting, state = asyncio.run(scenario())
+    assert waiting and state is DRAINING
+    # The deadline bounds the wait.
+    c.proxy.set_sessions(backend, server, 3)
+    started = time.monotonic()
+    asyncio.run(c.controller.drain("default", "web-a", time.time() + 0.3))
+    assert time.monotonic() - started < 5
+
+
+def test_allocation_skips_ports_other_programs_hold_and_refuses_such_a_node_port() -> None:
+    busy = {30000, 30001}
+    spec = services.parse(service())
+    assert services.allocate(spec, {}, taken=(), free=lambda p: p not in busy) == {"80/TCP": 30002}
+    # A port the Service already had is its own (its HAProxy listens there): kept.
+    assert services.allocate(spec, {"80/TCP": 30000}, taken=(), free=lambda p: p not in busy) == {"80/TCP": 30000}
+    pinned = services.parse(service(type="NodePort", ports=[{"port": 80, "nodePort": 30001}]))
+    with pytest.raises(services.ServiceError, match=r"127\.0\.0\.1:30001 is in use by another program"):
+        services.allocate(pinned, {}, taken=(), free=lambda p: p not in busy)
