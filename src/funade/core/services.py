@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from funade.core import selectors, traffic
@@ -22,9 +22,11 @@ __all__ = [
     "PORTS_ANNOTATION",
     "PORT_RANGE",
     "EndpointView",
+    "Routing",
     "ServiceError",
     "ServicePort",
     "ServiceSpec",
+    "Subset",
     "allocate",
     "endpoints",
     "endpoints_object",
@@ -280,29 +282,77 @@ def endpoints_object(service: ServiceSpec, views: Mapping[str, Sequence[Endpoint
     }
 
 
+@dataclass(frozen=True)
+class Subset:
+    """A named part of a Service's endpoints: the pods that also carry ``labels`` (an Istio subset)."""
+
+    name: str
+    labels: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Routing:
+    """How one Service's requests are routed, from a VirtualService + DestinationRule or a TrafficSplit.
+
+    ``routes`` are tried in order (first match wins); requests no route matches go to
+    ``default`` (empty: 404, as Envoy answers). Destinations name subsets, or ``"all"``
+    for every endpoint of the Service.
+    """
+
+    source: str  # e.g. "virtualservice/shop/web"
+    subsets: tuple[Subset, ...] = ()
+    routes: tuple[traffic.Route, ...] = ()
+    default: tuple[traffic.Destination, ...] = (traffic.Destination("all", 100),)
+    outlier: traffic.OutlierDetection | None = None
+    limits: traffic.ConnectionPool = field(default_factory=traffic.ConnectionPool)
+
+
 def listener_name(service: ServiceSpec, port: ServicePort) -> str:
     return f"{service.ref}:{port.name or port.port}"
 
 
-def plane(services: Sequence[tuple[ServiceSpec, Mapping[str, int]]], pods: Sequence[Obj]) -> traffic.DataPlane:
-    """The data plane serving ``services`` (each with its loopback ports) from ``pods``."""
+def plane(
+    services: Sequence[tuple[ServiceSpec, Mapping[str, int]]],
+    pods: Sequence[Obj],
+    routing: Mapping[str, Routing] | None = None,
+) -> traffic.DataPlane:
+    """The data plane serving ``services`` (each with its loopback ports) from ``pods``.
+
+    Args:
+        routing: per Service (``namespace/name``), its subsets, routes and policies;
+            a Service without one sends every request to all of its Ready endpoints.
+    """
+    routing = routing or {}
+    by_name = {str(p["metadata"]["name"]): p for p in pods}
     listeners = []
     for service, ports in sorted(services, key=lambda s: s[0].ref):
         backing = endpoints(service, pods)
+        rules = routing.get(service.ref, Routing(source=""))
         for port in service.ports:
             local = ports.get(port.key)
             if local is None:
                 continue
-            pool = traffic.Pool(
-                "all",
-                tuple(traffic.Endpoint(f"{e.pod}-{e.port}", e.ip, e.port, e.state) for e in backing[port.key]),
-            )
+            everything = [traffic.Endpoint(f"{e.pod}-{e.port}", e.ip, e.port, e.state) for e in backing[port.key]]
+            pools = [traffic.Pool("all", tuple(everything))]
+            for subset in rules.subsets:
+                selector = {"matchLabels": dict(subset.labels)}
+                members = tuple(
+                    e
+                    for e, view in zip(everything, backing[port.key], strict=True)
+                    if selectors.matches(
+                        selector, (by_name.get(view.pod, {}).get("metadata") or {}).get("labels") or {}
+                    )
+                )
+                pools.append(traffic.Pool(subset.name, members))
             listeners.append(
                 traffic.Listener(
                     name=listener_name(service, port),
                     port=local,
-                    pools=(pool,),
-                    default=(traffic.Destination("all", 100),),
+                    pools=tuple(pools),
+                    routes=rules.routes,
+                    default=rules.default,
+                    outlier=rules.outlier,
+                    limits=rules.limits,
                 )
             )
     return traffic.DataPlane(tuple(listeners))
