@@ -189,3 +189,56 @@ def test_a_taken_node_port_is_refused_and_changes_nothing(funade: Funade, ns: st
     r = funade.apply(ns, second)
     assert r.code != 0 and "provided port is already allocated" in r.stderr, r.output
     assert funade.find("Service", ns, "second") is None
+
+
+def test_weights_and_header_routes_of_a_traffic_split_without_reload(funade: Funade, ns: str) -> None:
+    stable = deployment("split-stable", V1, replicas=1)
+    canary = deployment("split-canary", V2, replicas=1)
+    for d, track in ((stable, "stable"), (canary, "canary")):
+        d["spec"]["template"]["metadata"]["labels"].update({"shop": "split", "track": track})
+    svc = service("split", {"shop": "split"})
+
+    def traffic_split(weights: dict[str, int]) -> Obj:
+        return {
+            "apiVersion": "local.funade.io/v1alpha1",
+            "kind": "TrafficSplit",
+            "metadata": {"name": "split"},
+            "spec": {
+                "service": "split",
+                "subsets": [
+                    {"name": "stable", "labels": {"track": "stable"}},
+                    {"name": "canary", "labels": {"track": "canary"}},
+                ],
+                "weights": weights,
+                "headerRoutes": [{"match": [{"headers": {"x-canary": {"exact": "true"}}}], "subset": "canary"}],
+            },
+        }
+
+    r = funade.apply(ns, stable, canary, svc, traffic_split({"stable": 90, "canary": 10}), args=("--wait",))
+    assert r.code == 0, r.output
+    port = local_port(funade, ns, "split")
+    funade.wait_until(
+        lambda: Counter(e["state"] for e in endpoints(funade, ns, "split")) == {"ready": 2},
+        60,
+        "both endpoints ready",
+        namespace=ns,
+    )
+    proxy = HAProxy(funade.home)
+    worker = asyncio.run(proxy.worker_pid())
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
+        versions = Counter(client.get("/").text.split(" ")[0] for _ in range(2000))
+        share = 100 * versions["version=2.0.0"] / 2000
+        assert 7.0 <= share <= 13.0, versions
+        tagged = Counter(client.get("/", headers={"x-canary": "true"}).text.split(" ")[0] for _ in range(50))
+        assert tagged == {"version=2.0.0": 50}
+        # All traffic to the canary: a runtime change, HAProxy's worker is the same.
+        assert funade.apply(ns, traffic_split({"stable": 0, "canary": 100})).code == 0
+        funade.wait_until(
+            lambda: all(client.get("/").text.startswith("version=2.0.0") for _ in range(20)),
+            30,
+            "the new weights apply",
+            namespace=ns,
+        )
+    assert asyncio.run(proxy.worker_pid()) == worker
+    bad = funade.apply(ns, traffic_split({"preview": 100}))
+    assert bad.code != 0 and "spec.weights.preview: no such subset" in bad.stderr, bad.output

@@ -923,7 +923,18 @@ def test_object_meta_accepts_what_real_manifests_carry() -> None:
 
 def test_runnable_kinds() -> None:
     kinds = sorted(objects.RUNNABLE_KINDS)
-    assert kinds == ["ConfigMap", "Deployment", "Namespace", "Pod", "ReplicaSet", "Secret", "Service"]
+    assert kinds == [
+        "ConfigMap",
+        "Deployment",
+        "DestinationRule",
+        "Namespace",
+        "Pod",
+        "ReplicaSet",
+        "Secret",
+        "Service",
+        "TrafficSplit",
+        "VirtualService",
+    ]
     assert objects.TYPED_KINDS["Deployment"] == "apps/v1"
 
 

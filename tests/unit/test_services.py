@@ -198,3 +198,82 @@ def test_allocation_skips_ports_other_programs_hold_and_refuses_such_a_node_port
     pinned = services.parse(service(type="NodePort", ports=[{"port": 80, "nodePort": 30001}]))
     with pytest.raises(services.ServiceError, match=r"127\.0\.0\.1:30001 is in use by another program"):
         services.allocate(pinned, {}, taken=(), free=lambda p: p not in busy)
+
+
+def split(**spec: Any) -> Obj:
+    return {
+        "apiVersion": services.SPLIT_API_VERSION,
+        "kind": services.SPLIT_KIND,
+        "metadata": {"name": "web", "namespace": "shop"},
+        "spec": {"service": "web", **spec},
+    }
+
+
+def test_a_traffic_split_gives_subsets_weights_and_header_routes() -> None:
+    ref, routing = services.split_routing(
+        split(
+            subsets=[{"name": "stable", "labels": {"v": "1"}}, {"name": "canary", "labels": {"v": "2"}}],
+            weights={"stable": 90, "canary": 10},
+            headerRoutes=[{"match": [{"headers": {"x-canary": {"exact": "true"}}}], "subset": "canary"}],
+        )
+    )
+    assert ref == "shop/web"
+    assert [s.name for s in routing.subsets] == ["stable", "canary"]
+    assert routing.default == (traffic.Destination("stable", 90), traffic.Destination("canary", 10))
+    (route,) = routing.routes
+    assert route.destinations == (traffic.Destination("canary", 100),)
+    assert route.matches == (traffic.Match((traffic.HeaderMatch("x-canary", "true", traffic.MatchKind.EXACT),)),)
+    # The plane puts each pod in its subset's pool, and HAProxy can carry it.
+    spec = services.parse(service(ns="shop"))
+    pods = [
+        {
+            **pod("web-1", "10.0.0.1", ns="shop"),
+            "metadata": {"name": "web-1", "namespace": "shop", "labels": {"app": "web", "v": "1"}},
+        },
+        {
+            **pod("web-2", "10.0.0.2", ns="shop"),
+            "metadata": {"name": "web-2", "namespace": "shop", "labels": {"app": "web", "v": "2"}},
+        },
+    ]
+    plane = services.plane([(spec, {"80/TCP": 30001})], pods, {ref: routing})
+    pools = {p.name: [e.name for e in p.endpoints] for p in plane.listeners[0].pools}
+    assert pools == {"all": ["web-1-8080", "web-2-8080"], "stable": ["web-1-8080"], "canary": ["web-2-8080"]}
+    assert "rand(" in traffic.render_config(plane, runtime_socket="/run/f/rt.sock", map_dir="/run/f/maps")
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"service": ""}, "spec.service"),
+        ({"weights": {"nope": 10}}, "spec.weights.nope: no such subset"),
+        ({"weights": {"all": 101}}, "from 0 to 100"),
+        ({"weights": {"all": 0}}, "at least one weight"),
+        ({"subsets": [{"name": "all", "labels": {}}]}, "'all' means every endpoint"),
+        ({"headerRoutes": [{"match": [], "subset": "all"}]}, r"headerRoutes\[0\].match"),
+        ({"headerRoutes": [{"match": [{"headers": {"x": {"glob": "*"}}}], "subset": "all"}]}, "exact, prefix or regex"),
+        ({"mirror": {}}, "spec.mirror: unknown field"),
+    ],
+)
+def test_invalid_traffic_splits_name_the_field(spec: Obj, message: str) -> None:
+    with pytest.raises(services.ServiceError, match=message):
+        services.split_routing(split(**spec))
+
+
+def test_the_router_writes_one_split_atomically_and_clears_it(tmp_path: Path) -> None:
+    from funade.engine.routing import RoutingError, TrafficRouter
+
+    store = SqliteStore(tmp_path / "db")
+    router = TrafficRouter(store)
+    subsets = {"stable": {"v": "1"}, "canary": {"v": "2"}}
+    router.set_weights("shop", "web", subsets, {"stable": 95, "canary": 5})
+    router.set_header_route("shop", "web", "canary-header", [{"headers": {"x-canary": {"exact": "true"}}}], "canary")
+    router.set_weights("shop", "web", subsets, {"stable": 50, "canary": 50})  # the header route stays
+    stored = router.get("shop", "web")
+    assert stored is not None
+    _, routing = services.split_routing(stored)
+    assert [d.weight for d in routing.default] == [50, 50] and len(routing.routes) == 1
+    with pytest.raises(RoutingError, match="no such subset"):
+        router.set_weights("shop", "web", subsets, {"preview": 100})
+    assert services.split_routing(router.get("shop", "web") or {})[1] == routing  # unchanged by the refusal
+    assert router.clear("shop", "web") and router.get("shop", "web") is None
+    store.close()

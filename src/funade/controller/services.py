@@ -48,10 +48,22 @@ class ServiceController:
                 log.warning("%s", exc)
         return out
 
+    def routing(self) -> dict[str, services.Routing]:
+        """Per Service, how its requests are routed: its TrafficSplit when it has one."""
+        out: dict[str, services.Routing] = {}
+        for obj in self.store.list_objects(services.SPLIT_KIND):
+            try:
+                ref, routing = services.split_routing(obj)
+            except services.ServiceError as exc:
+                log.warning("%s", exc)
+                continue
+            out[ref] = routing
+        return out
+
     async def reconcile(self) -> traffic.Applied | None:
         """Apply the current plane when it changed or HAProxy is not running it; None when nothing to do."""
         async with self._lock:
-            desired = services.plane(self.specs(), self.pods())
+            desired = services.plane(self.specs(), self.pods(), self.routing())
             if self.applied is None and not desired.listeners:
                 return None  # no Service yet: no HAProxy either
             if desired == self.applied and await self.proxy.alive():

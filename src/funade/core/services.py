@@ -21,6 +21,8 @@ from funade.core import selectors, traffic
 __all__ = [
     "PORTS_ANNOTATION",
     "PORT_RANGE",
+    "SPLIT_API_VERSION",
+    "SPLIT_KIND",
     "EndpointView",
     "Routing",
     "ServiceError",
@@ -33,6 +35,7 @@ __all__ = [
     "local_ports",
     "parse",
     "plane",
+    "split_routing",
 ]
 
 PORT_RANGE = range(30000, 32768)
@@ -356,3 +359,92 @@ def plane(
                 )
             )
     return traffic.DataPlane(tuple(listeners))
+
+
+# -- TrafficSplit: funade's own routing object, and what the rollout controller drives ---------------
+
+SPLIT_API_VERSION = "local.funade.io/v1alpha1"
+SPLIT_KIND = "TrafficSplit"
+_MATCH_KINDS = {kind.value: kind for kind in traffic.MatchKind}
+
+
+def _split_match(raw: object, at: str) -> traffic.Match:
+    if not isinstance(raw, Mapping):
+        raise ServiceError(f"{at}: must be a mapping")
+    headers: list[traffic.HeaderMatch] = []
+    cookies: list[traffic.CookieMatch] = []
+    for key, value in raw.items():
+        if key not in ("headers", "cookies") or not isinstance(value, Mapping):
+            raise ServiceError(f"{at}.{key}: expected headers or cookies, each a mapping of name to a match")
+        for name, condition in value.items():
+            if not isinstance(condition, Mapping) or len(condition) != 1:
+                raise ServiceError(f"{at}.{key}.{name}: one of exact, prefix or regex")
+            ((how, text),) = condition.items()
+            if how not in _MATCH_KINDS or not isinstance(text, str):
+                raise ServiceError(f"{at}.{key}.{name}.{how}: one of exact, prefix or regex, with a string")
+            if key == "headers":
+                headers.append(traffic.HeaderMatch(str(name), text, _MATCH_KINDS[how]))
+            else:
+                cookies.append(traffic.CookieMatch(str(name), text, _MATCH_KINDS[how]))
+    return traffic.Match(tuple(headers), tuple(cookies))
+
+
+def split_routing(obj: Obj) -> tuple[str, Routing]:
+    """The Service a TrafficSplit routes (``namespace/name``) and its Routing.
+
+    ``spec``: ``service``; ``subsets`` (name and pod ``labels``); ``weights`` by subset
+    (``all`` means every endpoint); ``headerRoutes`` in order, each ``match`` (headers or
+    cookies, exact / prefix / regex) sending to one ``subset`` before the weights apply.
+
+    Raises:
+        ServiceError: naming the TrafficSplit and the field.
+    """
+    meta = obj.get("metadata") or {}
+    namespace = str(meta.get("namespace") or "default")
+    where = f"trafficsplit/{namespace}/{meta.get('name', '?')}"
+    spec = obj.get("spec")
+    if not isinstance(spec, Mapping):
+        raise ServiceError(f"{where}: spec must be a mapping")
+    unknown = set(spec) - {"service", "subsets", "weights", "headerRoutes"}
+    if unknown:
+        raise ServiceError(f"{where}: spec.{sorted(unknown)[0]}: unknown field")
+    service = spec.get("service")
+    if not isinstance(service, str) or not service:
+        raise ServiceError(f"{where}: spec.service: the name of a Service in the same namespace")
+    subsets = []
+    for i, raw in enumerate(spec.get("subsets") or []):
+        labels = raw.get("labels") if isinstance(raw, Mapping) else None
+        if not isinstance(raw, Mapping) or not isinstance(raw.get("name"), str) or not isinstance(labels, Mapping):
+            raise ServiceError(f"{where}: spec.subsets[{i}]: needs a name and labels")
+        if raw["name"] == "all":
+            raise ServiceError(f"{where}: spec.subsets[{i}].name: 'all' means every endpoint; choose another name")
+        subsets.append(Subset(raw["name"], {str(k): str(v) for k, v in labels.items()}))
+    names = {s.name for s in subsets} | {"all"}
+    weights = spec.get("weights") or {"all": 100}
+    if not isinstance(weights, Mapping):
+        raise ServiceError(f"{where}: spec.weights: a mapping of subset to weight")
+    default = []
+    for name, weight in weights.items():
+        if name not in names:
+            raise ServiceError(f"{where}: spec.weights.{name}: no such subset")
+        if not isinstance(weight, int) or isinstance(weight, bool) or not 0 <= weight <= 100:
+            raise ServiceError(f"{where}: spec.weights.{name}: an integer from 0 to 100")
+        default.append(traffic.Destination(str(name), weight))
+    if default and sum(d.weight for d in default) == 0:
+        raise ServiceError(f"{where}: spec.weights: at least one weight must be above 0")
+    routes = []
+    for i, raw in enumerate(spec.get("headerRoutes") or []):
+        at = f"{where}: spec.headerRoutes[{i}]"
+        if not isinstance(raw, Mapping) or raw.get("subset") not in names:
+            raise ServiceError(f"{at}.subset: the subset matching requests go to")
+        matches = raw.get("match")
+        if not isinstance(matches, list) or not matches:
+            raise ServiceError(f"{at}.match: a list of header or cookie conditions")
+        routes.append(
+            traffic.Route(
+                destinations=(traffic.Destination(str(raw["subset"]), 100),),
+                matches=tuple(_split_match(m, f"{at}.match[{j}]") for j, m in enumerate(matches)),
+                name=str(raw.get("name") or f"header-{i}"),
+            )
+        )
+    return f"{namespace}/{service}", Routing(where, tuple(subsets), tuple(routes), tuple(default))

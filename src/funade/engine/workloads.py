@@ -246,6 +246,11 @@ class Workloads:
             self._check_update(obj, old)
             if key.kind == "Service":
                 obj = self._with_local_ports(obj, old, prepared, objs)
+            elif key.kind == services.SPLIT_KIND:
+                try:
+                    services.split_routing(obj)
+                except services.ServiceError as exc:
+                    raise WorkloadError(str(exc)) from exc
             findings = localtarget.check_object(obj)
             refused = [str(f) for f in findings if f.error]
             if refused:
