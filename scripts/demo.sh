@@ -52,19 +52,29 @@ if "$funade" image promote dev/shop:2.0.0 prod/shop:1.0.0 2>"$work/err"; then
 fi
 printf '\033[33m→ refused: %s\033[0m\n' "$(cat "$work/err")"
 
-step "2. Deploy the shop from the registry (overlay 'production': 3 replicas, probes, limits, non-root, read-only)"
+step "2. Deploy the shop from the registry (overlay 'production': 3 replicas, probes, limits, non-root, read-only, a Service)"
 set_tag 1.0.0
 run apply -k "$overlay" --wait
 run get pods -n shop -o wide
-ip=$("$funade" get pods -n shop -o json | .venv/bin/python -c \
-  'import json,sys; print(next(p["status"]["podIP"] for p in json.load(sys.stdin)["items"] if p["status"].get("podIP")))')
-printf '\033[2m$ curl http://%s:8080/\033[0m\n' "$ip"
-curl -s "http://$ip:8080/"
+# The Service is served on 127.0.0.1 by HAProxy (its endpoints: the Ready pods).
+run get svc -n shop
+run get endpoints -n shop
+port=$("$funade" get svc shop -n shop -o json | .venv/bin/python -c \
+  'import json,sys; print(json.load(sys.stdin)["status"]["localTarget"]["ports"][0]["localPort"])')
+printf '\033[2m$ curl http://127.0.0.1:%s/\033[0m\n' "$port"
+curl -s "http://127.0.0.1:$port/"
 
-step "3. Release 2.0.0: promote it, then a rolling update (maxSurge 1, maxUnavailable 0: capacity never drops)"
+step "3. Release 2.0.0: promote it, then a rolling update under load (maxSurge 1, maxUnavailable 0, pods drained first)"
 run image promote dev/shop:2.0.0 prod/shop:2.0.0
 set_tag 2.0.0
+# Under load the whole time: 8 connections through the Service while the pods are replaced.
+wrk -t2 -c8 -d12s "http://127.0.0.1:$port/" > "$work/wrk.txt" 2>&1 &
+load=$!
 run apply -k "$overlay" --wait
+wait "$load"
+printf '\033[2m$ wrk -t2 -c8 -d12s http://127.0.0.1:%s/   (during the update)\033[0m\n' "$port"
+grep -E 'requests in|Non-2xx|Socket errors' "$work/wrk.txt" || true
+grep -qE 'Non-2xx|Socket errors' "$work/wrk.txt" || printf '\033[32m→ no failed request during the rolling update\033[0m\n'
 run get deploy shop -n shop -o wide
 
 step "4. Release 3.0.0 is broken (its readiness never passes): funade rolls it back by itself"
@@ -78,10 +88,8 @@ else
 fi
 run rollout history deploy/shop -n shop
 run get pods -n shop
-ip=$("$funade" get pods -n shop -o json | .venv/bin/python -c \
-  'import json,sys; print(next(p["status"]["podIP"] for p in json.load(sys.stdin)["items"] if p["status"].get("podIP")))')
-printf '\033[2m$ curl http://%s:8080/\033[0m\n' "$ip"
-curl -s "http://$ip:8080/"
+printf '\033[2m$ curl http://127.0.0.1:%s/\033[0m\n' "$port"
+curl -s "http://127.0.0.1:$port/"
 run events -n shop --for deployment/shop
 
 step "5. Roll back by hand to the first release (it comes back as a new revision)"
