@@ -13,6 +13,7 @@ import signal
 import threading
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -242,3 +243,38 @@ def test_weights_and_header_routes_of_a_traffic_split_without_reload(funade: Fun
     assert asyncio.run(proxy.worker_pid()) == worker
     bad = funade.apply(ns, traffic_split({"preview": 100}))
     assert bad.code != 0 and "spec.weights.preview: no such subset" in bad.stderr, bad.output
+
+
+def test_the_seeds_istio_files_route_traffic_as_istio_would(funade: Funade, ns: str) -> None:
+    fixtures = Path(__file__).resolve().parents[1] / "fixtures" / "istio"
+    deployments = []
+    for track, image in (("stable", V1), ("canary", V2)):
+        d = deployment(f"myapp-{track}", image, replicas=1)
+        d["spec"]["template"]["metadata"]["labels"].update({"svc": "myapp", "version": track})
+        deployments.append(d)
+    r = funade.apply(ns, *deployments, service("myapp", {"svc": "myapp"}), args=("--wait",))
+    assert r.code == 0, r.output
+    r = funade.cli(
+        "apply", "-n", ns, "-f", str(fixtures / "destination-rule.yaml"), "-f", str(fixtures / "virtual-service.yaml")
+    )
+    assert r.code == 0, r.output
+    assert "circuitBreaker" in r.output and "gateways" in r.output  # what the local target cannot honour is said
+    port = local_port(funade, ns, "myapp")
+    funade.wait_until(
+        lambda: Counter(e["state"] for e in endpoints(funade, ns, "myapp")) == {"ready": 2},
+        60,
+        "both versions ready",
+        namespace=ns,
+    )
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
+        funade.wait_until(
+            lambda: client.get("/", headers={"x-canary": "true"}).text.startswith("version=2.0.0"),
+            30,
+            "the VirtualService applies",
+            namespace=ns,
+        )
+        canary = Counter(client.get("/", headers={"x-canary": "true"}).text.split(" ")[0] for _ in range(40))
+        assert canary == {"version=2.0.0": 40}
+        split = Counter(client.get("/").text.split(" ")[0] for _ in range(1000))
+    share = 100 * split["version=2.0.0"] / 1000
+    assert 2.0 <= share <= 8.5, split  # 95/5

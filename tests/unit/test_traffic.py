@@ -140,7 +140,7 @@ def test_a_plain_service_renders_one_frontend_one_backend_and_its_servers() -> N
         "backend shop.web:80:all\n"
         "    timeout connect 10s\n"
         "    retries 2\n"
-        "    retry-on conn-failure\n"
+        "    retry-on conn-failure 503\n"
         "    server web-a 10.0.0.1:8080 weight 1\n"
         "    server web-b 10.0.0.2:8080 weight 0\n"
         "    server web-c 10.0.0.3:8080 weight 1 disabled\n"
@@ -288,7 +288,7 @@ def test_retries_translate_envoy_conditions_to_haproxy_keywords() -> None:
 @pytest.mark.parametrize(
     ("retries", "expected"),
     [
-        (Retries(), ["retries 2", "retry-on conn-failure"]),  # Istio's default; gRPC parts are moot
+        (Retries(), ["retries 2", "retry-on conn-failure 503"]),  # Istio's default (503 too); gRPC parts are moot
         (Retries(attempts=0, retry_on=("5xx",)), ["retries 0", "retry-on none"]),
         (Retries(attempts=1, retry_on=("gateway-error",)), ["retries 1", "retry-on conn-failure 502 503 504"]),
         (Retries(attempts=1, retry_on=("503", "404")), ["retries 1", "retry-on 404 503"]),

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from funade.core import services, traffic
+from funade.core import istio, services, traffic
 from funade.core.ports import Store
 
 __all__ = ["ServiceController"]
@@ -49,8 +49,17 @@ class ServiceController:
         return out
 
     def routing(self) -> dict[str, services.Routing]:
-        """Per Service, how its requests are routed: its TrafficSplit when it has one."""
+        """Per Service, how its requests are routed: its TrafficSplit when it has one, else its Istio rules."""
         out: dict[str, services.Routing] = {}
+        try:
+            out, _ = istio.routing(
+                self.store.list_objects("VirtualService"),
+                self.store.list_objects("DestinationRule"),
+                [spec for spec, _ in self.specs()],
+            )
+        except istio.IstioError as exc:  # rules that were valid alone clash together: serve without them
+            log.warning("%s", exc)
+            self.error = str(exc)
         for obj in self.store.list_objects(services.SPLIT_KIND):
             try:
                 ref, routing = services.split_routing(obj)

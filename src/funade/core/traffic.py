@@ -105,8 +105,8 @@ VERSION = "{version}"
 """Placeholder in ``add map @{version}`` / ``commit map @{version}``: the number the
 preceding ``prepare map`` answered with. The runtime client substitutes it."""
 
-DEFAULT_RETRY_ON = ("connect-failure", "refused-stream", "unavailable", "cancelled")
-"""Istio's default ``retryOn``."""
+DEFAULT_RETRY_ON = ("connect-failure", "refused-stream", "unavailable", "cancelled", "503")
+"""Istio's default ``retryOn``: its ``DefaultPolicy`` also retries status 503 (retriable-status-codes)."""
 
 _PICK = "txn.funade_pick"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from funade.core import localtarget, manifests, objects, revisions, selectors, services
+from funade.core import istio, localtarget, manifests, objects, revisions, selectors, services
 from funade.core.ports import Event, ObjectKey, Store
 
 __all__ = [
@@ -242,6 +242,7 @@ class Workloads:
                     404,
                 )
             old = self.store.get(key)
+            istio_warnings: tuple[str, ...] = ()
             obj = _keep_live_fields(raw, obj, old)
             self._check_update(obj, old)
             if key.kind == "Service":
@@ -251,11 +252,16 @@ class Workloads:
                     services.split_routing(obj)
                 except services.ServiceError as exc:
                     raise WorkloadError(str(exc)) from exc
+            elif key.kind in ("VirtualService", "DestinationRule") and obj.get("apiVersion") in istio.API_VERSIONS:
+                try:
+                    istio_warnings = tuple(istio.check(obj))
+                except istio.IstioError as exc:
+                    raise WorkloadError(str(exc)) from exc
             findings = localtarget.check_object(obj)
             refused = [str(f) for f in findings if f.error]
             if refused:
                 raise WorkloadError(f"{key} cannot run on the local target: " + "; ".join(refused))
-            warnings[key] = tuple(str(f) for f in findings if not f.error)
+            warnings[key] = tuple(str(f) for f in findings if not f.error) + istio_warnings
             prepared.append(obj)
         if dry_run:
             return [
