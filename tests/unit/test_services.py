@@ -277,3 +277,23 @@ def test_the_router_writes_one_split_atomically_and_clears_it(tmp_path: Path) ->
     assert services.split_routing(router.get("shop", "web") or {})[1] == routing  # unchanged by the refusal
     assert router.clear("shop", "web") and router.get("shop", "web") is None
     store.close()
+
+
+def test_controller_caps_ejections_at_max_ejection_percent(tmp_path: Path) -> None:
+    c = _Controller(tmp_path)
+    rule = {
+        "apiVersion": "networking.istio.io/v1beta1",
+        "kind": "DestinationRule",
+        "metadata": {"name": "web", "namespace": "default"},
+        "spec": {"host": "web", "trafficPolicy": {"outlierDetection": {"maxEjectionPercent": 50}}},
+    }
+    c.engine.apply([service(), rule])
+    c.pods = [pod(f"web-{i}", f"10.0.0.{i}") for i in range(4)]
+    asyncio.run(c.controller.reconcile())
+    servers = sorted(traffic.servers(c.proxy.plane))  # type: ignore[arg-type]
+    for backend, server in servers[:3]:
+        c.proxy.eject(backend, server)
+    asyncio.run(c.controller.reconcile())
+    ejected = [s for s in asyncio.run(c.proxy.servers()) if s.ejected]
+    assert len(ejected) == 2  # 50 % of 4: one of the three is back
+    assert any("health up" in command for command in c.proxy.commands)

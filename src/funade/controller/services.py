@@ -76,6 +76,7 @@ class ServiceController:
             if self.applied is None and not desired.listeners:
                 return None  # no Service yet: no HAProxy either
             if desired == self.applied and await self.proxy.alive():
+                await self._cap_ejections(desired)
                 return None
             try:
                 applied = await self.proxy.ensure(desired)
@@ -88,6 +89,18 @@ class ServiceController:
             if applied.action is not traffic.Action.UNCHANGED:
                 log.info("data plane: %s (%d listeners)", applied.action.value, len(desired.listeners))
             return applied
+
+    async def _cap_ejections(self, plane: traffic.DataPlane) -> None:
+        """Istio's maxEjectionPercent, which HAProxy lacks: checked on every pass (the resync is 2 s)."""
+        if not any(listener.outlier for listener in plane.listeners):
+            return
+        try:
+            commands = await self.proxy.cap_ejections()
+        except Exception as exc:  # HAProxy restarting: the next pass tries again
+            log.debug("cannot cap ejections: %s", exc)
+            return
+        if commands:
+            log.info("outlier detection: re-admitted %d server(s) over maxEjectionPercent", len(commands))
 
     async def drain(self, namespace: str, pod: str, deadline: float) -> None:
         """Stop sending new requests to ``pod`` and wait until its in-flight ones finish (or ``deadline``)."""

@@ -343,6 +343,10 @@ class Proxy(Protocol):
 
     async def servers(self) -> list[ServerStatus]: ...
 
+    async def cap_ejections(self) -> list[str]:
+        """Re-admit servers ejected beyond ``max_ejection_percent`` (HAProxy has no such cap); the commands run."""
+        ...
+
     async def stop(self) -> bool: ...
 
 

@@ -88,6 +88,19 @@ class FakeProxy:
             )
         return found
 
+    async def cap_ejections(self) -> list[str]:
+        if not self.running or self.plane is None:
+            return []
+        commands = traffic.ejection_cap_commands(self.plane, await self.servers())
+        for command in commands:
+            # "set server B/S state ready" (or health up): the fake re-admits the server.
+            parts = command.split()
+            if len(parts) >= 3 and "/" in parts[2]:
+                backend, _, server = parts[2].partition("/")
+                self._ejected.discard((backend, server))
+        self.commands += commands
+        return commands
+
     async def stop(self) -> bool:
         was = self.running
         self.running = False
