@@ -23,6 +23,9 @@ demo: setup
 
 bench: setup
 	.venv/bin/python bench/rollout.py
+	.venv/bin/python bench/zero_downtime.py
+	.venv/bin/python bench/promote.py
+	.venv/bin/python bench/lifecycle.py
 
 clean:
 	-.venv/bin/funade down --delete-workloads
