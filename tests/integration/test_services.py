@@ -278,3 +278,42 @@ def test_the_seeds_istio_files_route_traffic_as_istio_would(funade: Funade, ns: 
         split = Counter(client.get("/").text.split(" ")[0] for _ in range(1000))
     share = 100 * split["version=2.0.0"] / 1000
     assert 2.0 <= share <= 8.5, split  # 95/5
+
+
+def test_outlier_detection_ejects_a_failing_pod(funade: Funade, ns: str) -> None:
+    good = deployment("od-good", V1, replicas=1)
+    bad = deployment("od-bad", V1, replicas=1, env={"ERROR_RATE": "100"})
+    for d in (good, bad):
+        d["spec"]["template"]["metadata"]["labels"]["svc"] = "od"
+    rule = {
+        "apiVersion": "networking.istio.io/v1beta1",
+        "kind": "DestinationRule",
+        "metadata": {"name": "od"},
+        "spec": {
+            "host": "od",
+            "trafficPolicy": {
+                "outlierDetection": {
+                    "consecutive5xxErrors": 3,
+                    "interval": "1s",
+                    "baseEjectionTime": "60s",
+                    "maxEjectionPercent": 100,
+                }
+            },
+        },
+    }
+    r = funade.apply(ns, good, bad, service("od", {"svc": "od"}), rule, args=("--wait",))
+    assert r.code == 0, r.output
+    port = local_port(funade, ns, "od")
+    funade.wait_until(
+        lambda: Counter(e["state"] for e in endpoints(funade, ns, "od")) == {"ready": 2},
+        60,
+        "both pods ready",
+        namespace=ns,
+    )
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
+        first = Counter(client.get("/").status_code for _ in range(20))
+        assert first[500] <= 3, first  # ejected after its third consecutive 5xx
+        after = Counter(client.get("/").status_code for _ in range(40))
+    assert after == {200: 40}, after
+    ejected = [s for s in asyncio.run(HAProxy(funade.home).servers()) if s.ejected]
+    assert ejected and all(s.server.startswith("od-bad-") for s in ejected)
