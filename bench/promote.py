@@ -33,7 +33,6 @@ import platform
 import re
 import secrets
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -41,12 +40,13 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+from harness import guarded
 from rich.console import Console
 from rich.table import Table
 
@@ -658,21 +658,6 @@ def table(result: Obj, scenario: Obj) -> Table:
     return t
 
 
-@contextlib.contextmanager
-def terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM and SIGHUP behave like Ctrl-C, so cleanup always runs."""
-
-    def handler(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt(signal.Signals(signum).name)
-
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        yield
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3, help="repetitions per method; the median is reported")
@@ -690,27 +675,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     started = time.monotonic()
     bench = Bench(args.runs, args.size_mb)
-    outcome: Obj | None = None
-    code = 0
-    with terminate_as_interrupt():
-        try:
-            bench.start()
-            bench.execute()
-            outcome = bench.result(started)
-        except KeyboardInterrupt:
-            err.print("[yellow]interrupted[/yellow]")
-            code = 130
-        except (BenchError, httpx.HTTPError, OSError) as exc:
-            err.print(f"[red]benchmark failed:[/red] {exc}")
-            code = 1
-        finally:
-            old = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not skip the cleanup
-            try:
-                err.print("cleaning up…")
-                for problem in bench.cleanup():
-                    err.print(f"[yellow]cleanup: {problem}[/yellow]")
-            finally:
-                signal.signal(signal.SIGINT, old)
+
+    def steps() -> Obj:
+        bench.start()
+        bench.execute()
+        return bench.result(started)
+
+    outcome, code = guarded(steps, bench.cleanup, (BenchError, httpx.HTTPError, OSError), err)
     if outcome is None:
         return code
     if args.json:

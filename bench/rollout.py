@@ -36,7 +36,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +44,7 @@ from typing import Any
 
 import httpx
 import yaml
+from harness import guarded
 from rich.console import Console
 from rich.table import Table
 
@@ -724,21 +725,6 @@ def notes(result: Obj) -> list[str]:
     return lines
 
 
-@contextlib.contextmanager
-def terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM and SIGHUP behave like Ctrl-C, so cleanup always runs."""
-
-    def handler(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt(signal.Signals(signum).name)
-
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        yield
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3, help="repetitions per figure; the median is reported")
@@ -751,28 +737,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     started = time.monotonic()
     bench = Bench(args.runs)
-    outcome: Obj | None = None
-    code = 0
-    with terminate_as_interrupt():
-        try:
-            bench.start()
-            bench.execute()
-            outcome = bench.result(started)
-        except KeyboardInterrupt:
-            err.print("[yellow]interrupted[/yellow]")
-            code = 130
-        except (BenchError, httpx.HTTPError) as exc:
-            err.print(f"[red]benchmark failed:[/red] {exc}")
-            code = 1
-        finally:
-            # A second Ctrl-C must not leave containers behind: ignore it while cleaning up.
-            old = signal.signal(signal.SIGINT, signal.SIG_IGN)
-            try:
-                err.print("cleaning up…")
-                for problem in bench.cleanup():
-                    err.print(f"[yellow]cleanup: {problem}[/yellow]")
-            finally:
-                signal.signal(signal.SIGINT, old)
+
+    def steps() -> Obj:
+        bench.start()
+        bench.execute()
+        return bench.result(started)
+
+    outcome, code = guarded(steps, bench.cleanup, (BenchError, httpx.HTTPError), err)
     if outcome is None:
         return code
     if args.json:

@@ -42,7 +42,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -50,6 +50,7 @@ from typing import Any
 
 import httpx
 import yaml
+from harness import guarded
 from rich.console import Console
 from rich.table import Table
 
@@ -1090,21 +1091,6 @@ def notes(result: Obj) -> list[str]:
     return lines
 
 
-@contextlib.contextmanager
-def terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM and SIGHUP behave like Ctrl-C, so cleanup always runs."""
-
-    def handler(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt(signal.Signals(signum).name)
-
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        yield
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", action="store_true", help="print machine-readable results on stdout")
@@ -1115,27 +1101,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     started = time.monotonic()
     bench = Bench(args.only)
-    outcome: Obj | None = None
-    code = 0
-    with terminate_as_interrupt():
-        try:
-            bench.check()
-            bench.execute()
-            outcome = bench.result(started)
-        except KeyboardInterrupt:
-            err.print("[yellow]interrupted[/yellow]")
-            code = 130
-        except BenchError as exc:
-            err.print(f"[red]benchmark failed:[/red] {exc}")
-            code = 1
-        finally:
-            old = signal.signal(signal.SIGINT, signal.SIG_IGN)
-            try:
-                err.print("cleaning up…")
-                for problem in bench.cleanup():
-                    err.print(f"[yellow]cleanup: {problem}[/yellow]")
-            finally:
-                signal.signal(signal.SIGINT, old)
+
+    def steps() -> Obj:
+        bench.check()
+        bench.execute()
+        return bench.result(started)
+
+    outcome, code = guarded(steps, bench.cleanup, (BenchError,), err)
     if outcome is None:
         return code
     if args.json:
