@@ -774,12 +774,6 @@ def test_cli_without_a_server_says_how_to_start_one(funade: Funade, tmp_path: Pa
 
 
 def test_non_runnable_kinds_are_stored_and_listed(funade: Funade, ns: str) -> None:
-    service = {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": "web"},
-        "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]},
-    }
     hpa = {
         "apiVersion": "autoscaling/v2",
         "kind": "HorizontalPodAutoscaler",
@@ -790,12 +784,18 @@ def test_non_runnable_kinds_are_stored_and_listed(funade: Funade, ns: str) -> No
             "maxReplicas": 5,
         },
     }
-    r = funade.apply(ns, service, hpa)
+    policy = {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": "web"},
+        "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "web"}}},
+    }
+    r = funade.apply(ns, hpa, policy)
     assert r.code == 0, r.output
-    assert "service/web created (stored; not runnable on the local target)" in r.stdout, r.stdout
     assert "horizontalpodautoscaler/web created (stored; not runnable on the local target)" in r.stdout, r.stdout
+    assert "poddisruptionbudget/web created (stored; not runnable on the local target)" in r.stdout, r.stdout
 
-    for kind in ("services", "hpa"):
+    for kind in ("hpa", "pdb"):
         r = funade.cli("get", kind, "-n", ns)
         assert r.code == 0, r.output
         assert "web" in r.stdout and "not runnable on the local target" in r.stdout, r.stdout
