@@ -131,6 +131,11 @@ class Api:
                 "docker": {"ok": self.manager.docker_error is None, "error": self.manager.docker_error},
                 "reconcilePasses": self.manager.passes,
                 "objects": counts,
+                "proxy": {
+                    "running": await self.manager.services.proxy.alive(),
+                    "listeners": len(self.manager.services.applied.listeners) if self.manager.services.applied else 0,
+                    "error": self.manager.services.error,
+                },
             }
         )
 

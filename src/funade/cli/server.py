@@ -242,6 +242,12 @@ def status(output: str = typer.Option("text", "-o", "--output")) -> None:
         "docker:  " + ("ok" if docker["ok"] else f"[red]{docker['error']}[/red]"),
         "objects: " + (", ".join(f"{k} {v}" for k, v in sorted(info["objects"].items())) or "none"),
     ]
+    proxy = info.get("proxy") or {}
+    if proxy.get("listeners") or proxy.get("error"):
+        state = "running" if proxy.get("running") else "[red]not running[/red]"
+        lines.append(f"haproxy: {state}, {proxy.get('listeners', 0)} Service port(s) on 127.0.0.1")
+        if proxy.get("error"):
+            lines.append(f"         [red]{proxy['error']}[/red]")
     registry = RegistryServer.of_home(Path(info["home"])).status()
     lines.append(f"registry: {'running' if registry.running else 'not running'} on {registry.address}")
     info["registry"] = {"running": registry.running, "address": registry.address, "pid": registry.pid}
