@@ -188,6 +188,7 @@ class Funade:
             FUNADE_ADDRESS=address,
             # Its own registry too: never the developer's on :5000.
             FUNADE_REGISTRY=f"127.0.0.1:{free_port()}",
+            FUNADE_PROMETHEUS=f"127.0.0.1:{free_port()}",
             COLUMNS="250",
             NO_COLOR="1",
         )

@@ -21,13 +21,13 @@ import yaml
 
 from funade.adapters.prometheus.client import ErrorKind, PrometheusClient, PrometheusError, QueryResult, result_values
 from funade.adapters.prometheus.server import PrometheusServer, ServerError, Target
-from tests.integration.conftest import ensure_test_images, free_port, wait_until
+from tests.integration.conftest import Funade, ensure_test_images, free_port, wait_until
 
 pytestmark = pytest.mark.integration
 
 T = TypeVar("T")
 IMAGE = "funade-testapp:1.0.0"
-SEED_TEMPLATE = Path("/work/shared/seed-examples/k8s/base/analysis-template.yaml")
+SEED_TEMPLATE = Path(__file__).resolve().parents[1] / "fixtures" / "argo" / "analysis-template.yaml"
 
 
 def seed_query(service: str) -> str:
@@ -151,3 +151,33 @@ def test_up_is_idempotent_and_down_makes_it_unreachable(prometheus: PrometheusSe
     with pytest.raises(PrometheusError) as caught:
         query(prometheus, "up")
     assert caught.value.kind is ErrorKind.UNREACHABLE
+
+
+def test_funade_up_scrapes_the_pods_of_annotated_services(funade: Funade, ns: str) -> None:
+    """`funade up` starts Prometheus; a Service annotated prometheus.io/scrape feeds the seed's query."""
+    from tests.integration.test_local_target import deployment
+    from tests.integration.test_services import local_port, service
+
+    good = deployment("sr-good", IMAGE, replicas=1)
+    bad = deployment("sr-bad", IMAGE, replicas=1, env={"ERROR_RATE": "20"})
+    for d in (good, bad):
+        d["spec"]["template"]["metadata"]["labels"]["svc"] = "sr"
+    svc = service("sr", {"svc": "sr"})
+    svc["metadata"]["annotations"] = {"prometheus.io/scrape": "true"}
+    r = funade.apply(ns, good, bad, svc, args=("--wait",))
+    assert r.code == 0, r.output
+    port = local_port(funade, ns, "sr")
+    prometheus = PrometheusServer.of_home(funade.home)
+    assert prometheus.status().running, "funade up did not start Prometheus"
+    funade.wait_until(lambda: len(prometheus.current_targets()) == 2, 30, "both pods are scrape targets", namespace=ns)
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
+
+        def measured() -> float | None:
+            for _ in range(50):
+                client.get("/")
+            values = result_values(query(prometheus, seed_query("sr")))
+            # A counter's first sample has no rate yet: the 500s show once their series has two samples.
+            return values[0] if values and values[0] < 0.995 else None
+
+        value = wait_until(measured, 60, "the seed's success-rate query sees the failing pod")
+    assert 0.75 < value < 0.99, value  # 20 % errors on half the requests

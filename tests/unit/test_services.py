@@ -297,3 +297,17 @@ def test_controller_caps_ejections_at_max_ejection_percent(tmp_path: Path) -> No
     ejected = [s for s in asyncio.run(c.proxy.servers()) if s.ejected]
     assert len(ejected) == 2  # 50 % of 4: one of the three is back
     assert any("health up" in command for command in c.proxy.commands)
+
+
+def test_scrape_targets_are_the_ready_pods_of_annotated_services() -> None:
+    annotated = service(ports=[{"port": 80, "targetPort": "http"}])
+    annotated["metadata"]["annotations"] = {"prometheus.io/scrape": "true", "prometheus.io/path": "/stats"}
+    plain = service("other")
+    specs = [services.parse(annotated), services.parse(plain)]
+    pods = [pod("web-a", "10.0.0.1"), pod("web-b", "10.0.0.2", ready=False), pod("other-a", "10.0.0.3", app="other")]
+    assert services.scrape_targets(specs, pods) == [
+        services.ScrapeTarget("10.0.0.1:8080", {"service": "web", "namespace": "default", "pod": "web-a"}, "/stats")
+    ]
+    annotated["metadata"]["annotations"]["prometheus.io/port"] = "9100"
+    (target,) = services.scrape_targets([services.parse(annotated)], pods)
+    assert target.address == "10.0.0.1:9100"

@@ -20,6 +20,9 @@ from pathlib import Path
 import typer
 
 from funade.adapters.haproxy import HAProxy
+from funade.adapters.prometheus.server import DEFAULT_ADDRESS as PROMETHEUS_ADDRESS
+from funade.adapters.prometheus.server import PrometheusServer
+from funade.adapters.prometheus.server import ServerError as PrometheusError
 from funade.adapters.registry.server import DEFAULT_ADDRESS as REGISTRY_ADDRESS
 from funade.adapters.registry.server import RegistryServer, ServerError
 from funade.cli import consoles
@@ -94,19 +97,29 @@ def up(
         REGISTRY_ADDRESS, "--registry-address", envvar="FUNADE_REGISTRY", help="where the embedded registry listens"
     ),
     no_registry: bool = typer.Option(False, "--no-registry", help="do not start the embedded registry"),
+    prometheus_address: str = typer.Option(
+        PROMETHEUS_ADDRESS,
+        "--prometheus-address",
+        envvar="FUNADE_PROMETHEUS",
+        help="where the embedded Prometheus listens",
+    ),
+    no_prometheus: bool = typer.Option(
+        False, "--no-prometheus", help="do not start the embedded Prometheus (analysis queries it)"
+    ),
     timeout: float = typer.Option(30.0, "--timeout"),
     output: str = typer.Option("text", "-o", "--output"),
 ) -> None:
-    """Start the funade server (and the embedded registry) in the background; wait until they answer."""
+    """Start the funade server (and the embedded registry and Prometheus) in the background; wait until they answer."""
     _split(address)
     home = funade_home()
     home.mkdir(parents=True, exist_ok=True)
     client = Client(address)
     registry = None if no_registry else _start_registry(home, registry_address, address)
+    prometheus = None if no_prometheus else _start_prometheus(home, prometheus_address)
     if client.alive():
         _say(
             output,
-            {"running": True, "address": address, "started": False, "registry": registry},
+            {"running": True, "address": address, "started": False, "registry": registry, "prometheus": prometheus},
             f"funade is already running on {address}",
         )
         return
@@ -143,6 +156,7 @@ def up(
             "pid": process.pid,
             "home": str(home),
             "registry": registry,
+            "prometheus": prometheus,
         },
         f"funade is running on {address} (pid {process.pid}, home {home}){registry_line}",
     )
@@ -158,13 +172,23 @@ def _start_registry(home: Path, address: str, server: str) -> dict[str, object]:
     return {"running": status.running, "address": status.address, "pid": status.pid}
 
 
+def _start_prometheus(home: Path, address: str) -> dict[str, object]:
+    """Start this home's Prometheus (it scrapes Services annotated prometheus.io/scrape); a failure is a warning."""
+    try:
+        status = PrometheusServer(home, address).up()
+    except PrometheusError as exc:
+        err.print(f"[yellow]warning:[/yellow] the embedded Prometheus is not running: {exc}")
+        return {"running": False, "address": address, "error": str(exc)}
+    return {"running": status.running, "address": status.address, "pid": status.pid}
+
+
 def down(
     delete_workloads: bool = typer.Option(False, "--delete-workloads", help="also remove every pod funade runs"),
     timeout: float = typer.Option(30.0, "--timeout"),
     output: str = typer.Option("text", "-o", "--output"),
 ) -> None:
-    """Stop the funade server and its registry (pods and the Services in front of them keep running
-    unless --delete-workloads)."""
+    """Stop the funade server, its registry and Prometheus (pods and the Services in front of them keep
+    running unless --delete-workloads)."""
     home = funade_home()
     pid = _read_pid(home)
     stopped = False
@@ -183,6 +207,7 @@ def down(
         _pid_file(home).unlink(missing_ok=True)
         stopped = True
     registry_stopped = RegistryServer.of_home(home).down()
+    prometheus_stopped = PrometheusServer.of_home(home).down()
     removed = 0
     proxy_stopped = False
     if delete_workloads:
@@ -192,6 +217,7 @@ def down(
     message = (
         ("funade stopped" if stopped else "funade was not running")
         + ("; registry stopped" if registry_stopped else "")
+        + ("; Prometheus stopped" if prometheus_stopped else "")
         + (f"; removed {removed} container(s)" if delete_workloads else "")
         + ("; HAProxy stopped" if proxy_stopped else "")
     )
@@ -200,6 +226,7 @@ def down(
         {
             "stopped": stopped,
             "registryStopped": registry_stopped,
+            "prometheusStopped": prometheus_stopped,
             "removedContainers": removed,
             "proxyStopped": proxy_stopped,
         },
@@ -251,6 +278,9 @@ def status(output: str = typer.Option("text", "-o", "--output")) -> None:
     registry = RegistryServer.of_home(Path(info["home"])).status()
     lines.append(f"registry: {'running' if registry.running else 'not running'} on {registry.address}")
     info["registry"] = {"running": registry.running, "address": registry.address, "pid": registry.pid}
+    metrics = PrometheusServer.of_home(Path(info["home"])).status()
+    lines.append(f"prometheus: {'running' if metrics.running else 'not running'} on {metrics.address}")
+    info["prometheus"] = {"running": metrics.running, "address": metrics.address, "pid": metrics.pid}
     _say(output, dict(info, running=True), "\n".join(lines))
 
 

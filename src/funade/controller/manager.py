@@ -11,16 +11,18 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from funade.adapters.docker import Docker, DockerError, DockerUnavailable
 from funade.adapters.haproxy import HAProxy
 from funade.adapters.local.runtime import LocalRuntime
+from funade.adapters.prometheus.server import PrometheusServer, Target
 from funade.controller.kubelet import Kubelet, PodWorker
 from funade.controller.services import ServiceController
 from funade.controller.workloads import WorkloadController
-from funade.core import traffic
+from funade.core import services, traffic
 from funade.core.ports import Store
 
 __all__ = ["Manager"]
@@ -32,6 +34,16 @@ Obj = dict[str, Any]
 RESYNC_SECONDS = 2.0
 
 
+def _scrape_into(home: Path) -> Callable[[list[services.ScrapeTarget]], object]:
+    """Write scrape targets where this home's Prometheus reads them (file_sd; it notices by itself)."""
+    prometheus = PrometheusServer.of_home(home)
+
+    def scrape(targets: list[services.ScrapeTarget]) -> object:
+        return prometheus.set_targets(Target(t.address, dict(t.labels), t.path) for t in targets)
+
+    return scrape
+
+
 class Manager:
     """Runs the local target's controllers in the server's event loop."""
 
@@ -41,7 +53,9 @@ class Manager:
         self.runtime = LocalRuntime(docker, home)
         self.kubelet = Kubelet(self.runtime, store, self.poke, drain=self._drain)
         self.workloads = WorkloadController(store, self.kubelet)
-        self.services = ServiceController(store, proxy or HAProxy(home), lambda: self.pod_views(None))
+        self.services = ServiceController(
+            store, proxy or HAProxy(home), lambda: self.pod_views(None), scrape=_scrape_into(home)
+        )
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.docker_error: str | None = "not connected yet"

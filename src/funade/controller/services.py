@@ -30,10 +30,18 @@ _DRAIN_POLL = 0.05
 class ServiceController:
     """Serves the Services of one store through one proxy."""
 
-    def __init__(self, store: Store, proxy: traffic.Proxy, pods: Callable[[], list[Obj]]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        proxy: traffic.Proxy,
+        pods: Callable[[], list[Obj]],
+        scrape: Callable[[list[services.ScrapeTarget]], object] | None = None,
+    ) -> None:
         self.store = store
         self.proxy = proxy
         self.pods = pods
+        # Where the pods of Services annotated prometheus.io/scrape go (the embedded Prometheus).
+        self.scrape = scrape
         self.applied: traffic.DataPlane | None = None
         self.error: str | None = None
         self._lock = asyncio.Lock()
@@ -72,7 +80,13 @@ class ServiceController:
     async def reconcile(self) -> traffic.Applied | None:
         """Apply the current plane when it changed or HAProxy is not running it; None when nothing to do."""
         async with self._lock:
-            desired = services.plane(self.specs(), self.pods(), self.routing())
+            specs, pods = self.specs(), self.pods()
+            if self.scrape is not None:
+                try:
+                    self.scrape(services.scrape_targets([spec for spec, _ in specs], pods))
+                except Exception as exc:  # metrics must never stop traffic
+                    log.warning("cannot update the scrape targets: %s", exc)
+            desired = services.plane(specs, pods, self.routing())
             if self.applied is None and not desired.listeners:
                 return None  # no Service yet: no HAProxy either
             if desired == self.applied and await self.proxy.alive():

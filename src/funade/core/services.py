@@ -35,6 +35,7 @@ __all__ = [
     "local_ports",
     "parse",
     "plane",
+    "scrape_targets",
     "split_routing",
 ]
 
@@ -70,6 +71,10 @@ class ServiceSpec:
     type: str
     selector: Mapping[str, str] | None  # None: no selector, endpoints are managed by hand (none here)
     ports: tuple[ServicePort, ...]
+    # Prometheus annotations: scrape the pods behind the Service (prometheus.io/scrape: "true").
+    scrape: bool = False
+    scrape_port: int | str | None = None  # default: the first port's target
+    scrape_path: str = "/metrics"
 
     @property
     def ref(self) -> str:
@@ -131,7 +136,20 @@ def parse(obj: Obj) -> ServiceSpec:
     keys = [p.key for p in ports]
     if len(set(keys)) != len(keys):
         raise ServiceError(f"{where}: spec.ports: duplicate port")
-    return ServiceSpec(str(meta.get("namespace") or "default"), str(meta.get("name")), kind, selector, tuple(ports))
+    annotations = meta.get("annotations") or {}
+    scrape_port: int | str | None = annotations.get("prometheus.io/port")
+    if isinstance(scrape_port, str) and scrape_port.isdigit():
+        scrape_port = int(scrape_port)
+    return ServiceSpec(
+        str(meta.get("namespace") or "default"),
+        str(meta.get("name")),
+        kind,
+        selector,
+        tuple(ports),
+        scrape=str(annotations.get("prometheus.io/scrape", "")).lower() == "true",
+        scrape_port=scrape_port,
+        scrape_path=str(annotations.get("prometheus.io/path") or "/metrics"),
+    )
 
 
 def local_ports(obj: Obj) -> dict[str, int]:
@@ -308,6 +326,39 @@ class Routing:
     default: tuple[traffic.Destination, ...] = (traffic.Destination("all", 100),)
     outlier: traffic.OutlierDetection | None = None
     limits: traffic.ConnectionPool = field(default_factory=traffic.ConnectionPool)
+
+
+@dataclass(frozen=True)
+class ScrapeTarget:
+    """One pod Prometheus scrapes for a Service, and the labels its series get."""
+
+    address: str  # ip:port
+    labels: Mapping[str, str]
+    path: str = "/metrics"
+
+
+def scrape_targets(services: Sequence[ServiceSpec], pods: Sequence[Obj]) -> list[ScrapeTarget]:
+    """The Ready pods of every Service annotated ``prometheus.io/scrape: "true"``.
+
+    Each series gets ``service``, ``namespace`` and ``pod`` labels, so a query can select
+    one Service (the seed's ``http_requests_total{service="…"}``), the canary's included.
+    """
+    found = []
+    for service in sorted(services, key=lambda s: s.ref):
+        if not service.scrape:
+            continue
+        first = service.ports[0]
+        wanted = service.scrape_port if service.scrape_port is not None else first.target
+        by_name = {str(p["metadata"]["name"]): p for p in pods}
+        for view in endpoints(service, pods)[first.key]:
+            if view.state is not traffic.EndpointState.READY:
+                continue
+            port = wanted if isinstance(wanted, int) else _target(by_name[view.pod], wanted)
+            if port is None:
+                continue
+            labels = {"service": service.name, "namespace": service.namespace, "pod": view.pod}
+            found.append(ScrapeTarget(f"{view.ip}:{port}", labels, service.scrape_path))
+    return found
 
 
 def listener_name(service: ServiceSpec, port: ServicePort) -> str:
