@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import subprocess
+import threading
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -180,4 +182,40 @@ def test_funade_up_scrapes_the_pods_of_annotated_services(funade: Funade, ns: st
             return values[0] if values and values[0] < 0.995 else None
 
         value = wait_until(measured, 60, "the seed's success-rate query sees the failing pod")
-    assert 0.75 < value < 0.99, value  # 20 % errors on half the requests
+        assert 0.75 < value < 0.99, value  # 20 % errors on half the requests
+
+        # The seed's template, unchanged but for a quicker cadence, run by `funade analysis run`:
+        # its Prometheus address (prometheus.monitoring:9090) is served by the embedded one.
+        load = threading.Event()
+
+        def keep_loading() -> None:
+            while not load.is_set():
+                client.get("/")
+
+        feeder = threading.Thread(target=keep_loading, daemon=True)
+        feeder.start()
+        try:
+            r = funade.cli(
+                "analysis",
+                "run",
+                "-f",
+                str(SEED_TEMPLATE),
+                "--arg",
+                "service-name=sr",
+                "--count",
+                "4",
+                "--interval",
+                "1s",
+                "-o",
+                "json",
+                timeout=120,
+            )
+        finally:
+            load.set()
+            feeder.join(10)
+    assert r.code == 1, r.output
+    status = json.loads(r.stdout)
+    assert status["phase"] == "Failed" and "failureLimit (3)" in status["message"], status
+    (metric,) = status["metricResults"]
+    assert metric["failed"] == 4 and all(m["value"][0] < 0.99 for m in metric["measurements"])
+    assert "served by the embedded Prometheus" in r.stderr

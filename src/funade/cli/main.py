@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from funade.cli import image, imagestore, registry, server, workload
+from funade.cli import analysis, image, imagestore, registry, server, workload
 
 __all__ = ["app", "main"]
 
@@ -20,6 +20,7 @@ workload.register(app)
 imagestore.register(image.app)
 app.add_typer(image.app, name="image")
 app.add_typer(registry.app, name="registry")
+app.add_typer(analysis.app, name="analysis")
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from funade.core import oci
 
-__all__ = ["Event", "ObjectKey", "Registry", "Store"]
+__all__ = ["Event", "MetricAnswer", "Metrics", "MetricsError", "ObjectKey", "Registry", "Store"]
 
 Obj = dict[str, Any]
 
@@ -132,3 +132,34 @@ class Registry(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class MetricAnswer:
+    """What a metrics provider measured: the value conditions see as ``result``, or no data at all."""
+
+    result: object = None
+    no_data: bool = False
+    detail: str = ""  # e.g. the query, for a "no data for query …" message
+
+
+class Metrics(Protocol):
+    """The analysis providers: Prometheus queries and web requests (errors raise ``MetricsError``)."""
+
+    async def prometheus(
+        self, address: str, query: str, timeout: float | None, headers: Sequence[tuple[str, str]]
+    ) -> MetricAnswer: ...
+
+    async def web(
+        self,
+        url: str,
+        method: str,
+        headers: Sequence[tuple[str, str]],
+        body: str | None,
+        json_path: str | None,
+        timeout: float,
+    ) -> MetricAnswer: ...
+
+
+class MetricsError(Exception):
+    """A provider could not measure (unreachable, bad query, bad answer); the message says why."""
