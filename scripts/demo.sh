@@ -97,6 +97,12 @@ run rollout undo deploy/shop -n shop --to-revision 1
 run rollout status deploy/shop -n shop
 run rollout history deploy/shop -n shop
 
+step "5b. Analysis: the seed's success-rate template (Argo Rollouts) measured through the embedded Prometheus"
+wrk -t1 -c2 -d10s "http://127.0.0.1:$port/" > /dev/null 2>&1 &
+load=$!
+run analysis run -f tests/fixtures/argo/analysis-template.yaml --arg service-name=shop --count 3 --interval 2s
+wait "$load"
+
 step "6. Registry hygiene: the seed's ECR lifecycle policy, previewed (dated by funade's push records)"
 run registry lifecycle preview --policy examples/shop/ecr-lifecycle-policy.json dev/shop prod/shop
 # The same policy on an `aws ecr describe-images` export, as of a fixed date: what ECR would expire.
