@@ -42,6 +42,16 @@ def endpoints(funade: Funade, ns: str, name: str) -> list[Obj]:
     return list(funade.obj("Endpoints", ns, name)["status"]["localTarget"]["endpoints"])
 
 
+def ready_endpoints(funade: Funade, ns: str, name: str, count: int) -> None:
+    """Wait until the Service has exactly ``count`` endpoints, all ready."""
+    funade.wait_until(
+        lambda: Counter(e["state"] for e in endpoints(funade, ns, name)) == {"ready": count},
+        60,
+        f"{count} ready endpoints behind {name}",
+        namespace=ns,
+    )
+
+
 def get(port: int, path: str = "/", timeout: float = 5.0) -> httpx.Response:
     return httpx.get(f"http://127.0.0.1:{port}{path}", timeout=timeout)
 
@@ -218,12 +228,7 @@ def test_weights_and_header_routes_of_a_traffic_split_without_reload(funade: Fun
     r = funade.apply(ns, stable, canary, svc, traffic_split({"stable": 90, "canary": 10}), args=("--wait",))
     assert r.code == 0, r.output
     port = local_port(funade, ns, "split")
-    funade.wait_until(
-        lambda: Counter(e["state"] for e in endpoints(funade, ns, "split")) == {"ready": 2},
-        60,
-        "both endpoints ready",
-        namespace=ns,
-    )
+    ready_endpoints(funade, ns, "split", 2)
     proxy = HAProxy(funade.home)
     worker = asyncio.run(proxy.worker_pid())
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
@@ -260,12 +265,7 @@ def test_the_seeds_istio_files_route_traffic_as_istio_would(funade: Funade, ns: 
     assert r.code == 0, r.output
     assert "circuitBreaker" in r.output and "gateways" in r.output  # what the local target cannot honour is said
     port = local_port(funade, ns, "myapp")
-    funade.wait_until(
-        lambda: Counter(e["state"] for e in endpoints(funade, ns, "myapp")) == {"ready": 2},
-        60,
-        "both versions ready",
-        namespace=ns,
-    )
+    ready_endpoints(funade, ns, "myapp", 2)
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
         funade.wait_until(
             lambda: client.get("/", headers={"x-canary": "true"}).text.startswith("version=2.0.0"),
@@ -304,12 +304,7 @@ def test_outlier_detection_ejects_a_failing_pod(funade: Funade, ns: str) -> None
     r = funade.apply(ns, good, bad, service("od", {"svc": "od"}), rule, args=("--wait",))
     assert r.code == 0, r.output
     port = local_port(funade, ns, "od")
-    funade.wait_until(
-        lambda: Counter(e["state"] for e in endpoints(funade, ns, "od")) == {"ready": 2},
-        60,
-        "both pods ready",
-        namespace=ns,
-    )
+    ready_endpoints(funade, ns, "od", 2)
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
         first = Counter(client.get("/").status_code for _ in range(20))
         assert first[500] <= 3, first  # ejected after its third consecutive 5xx
