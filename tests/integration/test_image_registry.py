@@ -44,7 +44,8 @@ def registry_of(stack: Funade) -> str:
 def ok(stack: Funade, *args: str) -> Any:
     r = stack.cli(*args, timeout=180)
     assert r.code == 0, r.output
-    return json.loads(r.stdout) if "-o" in args and "json" in args else r.stdout
+    machine = "-o" in args and args[args.index("-o") + 1] in ("json", "cyclonedx", "spdx")
+    return json.loads(r.stdout) if machine else r.stdout
 
 
 def raw_manifest(ref: str) -> bytes:
@@ -246,3 +247,53 @@ def test_promote_carries_every_platform_and_the_signature_across_registries(stac
         assert asyncio.run(referrers()) == [signature]
     finally:
         other.down()
+
+
+DPKG_STATUS = """Package: libc6
+Status: install ok installed
+Architecture: amd64
+Source: glibc
+Version: 2.36-9+deb12u4
+
+Package: bash
+Status: install ok installed
+Architecture: amd64
+Version: 5.2.15-2+b2
+
+Package: gone
+Status: deinstall ok config-files
+Architecture: amd64
+Version: 1.0
+"""
+
+
+def test_sbom_of_a_pushed_image_lists_its_packages_by_layer(stack: Funade, tmp_path: Path) -> None:
+    """An image built FROM scratch with a dpkg database and a Python distribution, read from the registry."""
+    context = tmp_path / "ctx"
+    (context / "var/lib/dpkg").mkdir(parents=True)
+    (context / "var/lib/dpkg/status").write_text(DPKG_STATUS)
+    (context / "etc").mkdir()
+    (context / "etc/os-release").write_text(
+        'ID=debian\nVERSION_ID="12"\nPRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\n'
+    )
+    meta = context / "usr/lib/python3/dist-packages/requests-2.28.1.dist-info"
+    meta.mkdir(parents=True)
+    (meta / "METADATA").write_text("Metadata-Version: 2.1\nName: requests\nVersion: 2.28.1\n")
+    (context / "Dockerfile").write_text("FROM scratch\nCOPY etc /etc\nCOPY var /var\nCOPY usr /usr\n")
+    subprocess.run(
+        ["docker", "build", "-q", "-t", "it/sbom:1.0.0", str(context)], check=True, timeout=120, capture_output=True
+    )
+    ok(stack, "image", "push", "it/sbom:1.0.0")
+    found = ok(stack, "image", "sbom", "it/sbom:1.0.0", "-o", "json")
+    packages = {p["name"]: p for p in found["packages"]}
+    assert set(packages) == {"libc6", "bash", "requests"}  # the deinstalled package is not listed
+    assert packages["libc6"]["purl"] == "pkg:deb/debian/libc6@2.36-9%2Bdeb12u4?arch=amd64&distro=debian-12"
+    assert packages["libc6"]["source"] == "glibc"
+    assert packages["requests"]["purl"] == "pkg:pypi/requests@2.28.1"
+    assert packages["libc6"]["layer"] != packages["requests"]["layer"]  # each from the layer that brought it
+    cyclonedx = ok(stack, "image", "sbom", "it/sbom:1.0.0", "-o", "cyclonedx")
+    assert cyclonedx["bomFormat"] == "CycloneDX"
+    libraries = [c for c in cyclonedx["components"] if c["type"] == "library"]
+    assert len(libraries) == 3 and any(c["type"] == "operating-system" for c in cyclonedx["components"])
+    spdx = ok(stack, "image", "sbom", "it/sbom:1.0.0", "-o", "spdx")
+    assert spdx["spdxVersion"] == "SPDX-2.3"

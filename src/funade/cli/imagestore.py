@@ -24,20 +24,23 @@ from funade.adapters.registry.settings import RepositorySettings, SettingsError
 from funade.cli import consoles, registries
 from funade.cli.client import funade_home
 from funade.core import imagebuild, oci
+from funade.core import sbom as sbom_core
 from funade.core.immutability import ImmutableTagError
 from funade.engine import promote as promote_engine
 from funade.engine import registry as registry_engine
+from funade.engine import sbom as sbom_engine
 
-__all__ = ["images_table", "promote_summary", "register"]
+__all__ = ["images_table", "promote_summary", "register", "sbom_table"]
 
 OutputOpt = typer.Option("table", "-o", "--output", help="table | json")
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``push``, ``ls`` and ``promote`` to the ``image`` commands."""
+    """Add ``push``, ``ls``, ``promote`` and ``sbom`` to the ``image`` commands."""
     app.command()(push)
     app.command("ls")(ls)
     app.command()(promote)
+    app.command()(sbom)
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -291,3 +294,86 @@ def promote(
         print(json.dumps({"source": str(src), "destination": dst.name, **result.to_json()}, indent=2))
     else:
         consoles.out.print(promote_summary(src, dst, result), highlight=False)
+
+
+# -- sbom ------------------------------------------------------------------------------------------
+
+
+def sbom_table(found: sbom_core.Sbom) -> Table:
+    """One row per package: type, name, version, source package, the layer that brought it."""
+    table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
+    for column in ("TYPE", "NAME", "VERSION", "SOURCE", "LAYER", "PURL"):
+        table.add_column(column, no_wrap=column != "PURL")
+    for package in found.packages:
+        source = package.source_name or ""
+        if package.source_version and package.source_version != package.version:
+            source += f" {package.source_version}"
+        table.add_row(
+            package.type.value,
+            package.name,
+            package.version,
+            source,
+            (package.layer or "").removeprefix("sha256:")[:12],
+            package.purl,
+        )
+    return table
+
+
+def sbom(
+    image: str = typer.Argument(..., help="REGISTRY/REPO:TAG or @DIGEST (the embedded registry by default)"),
+    platform: str = typer.Option("linux/amd64", "--platform", help="which image of a multi-platform index"),
+    output: str = typer.Option("table", "-o", "--output", help="table | cyclonedx | spdx | json"),
+) -> None:
+    """List the packages in an image from the registry: Debian, Alpine, Python, npm, Go and Java.
+
+    Layers are read in order with whiteouts honoured, without a pull; each package says
+    which layer brought it. CycloneDX 1.5 and SPDX 2.3 JSON carry package URLs.
+    """
+    if output not in ("table", "cyclonedx", "spdx", "json"):
+        raise _fail(f"invalid output {output!r}: use table, cyclonedx, spdx or json", 2)
+    ref = _reference(image)
+
+    async def go() -> sbom_core.Sbom:
+        async with registries.client_for(ref.registry) as client:
+            return await sbom_engine.catalogue(client, ref.repository, ref.reference, platform=platform)
+
+    try:
+        with consoles.err.status(f"reading {ref}…"):
+            found = asyncio.run(go())
+    except (RegistryError, sbom_engine.SbomError) as exc:
+        raise _fail(str(exc)) from exc
+    if output == "cyclonedx":
+        document = sbom_core.to_cyclonedx(str(ref), found.digest, found.packages, distro=found.distro)
+        print(json.dumps(document, indent=2))
+    elif output == "spdx":
+        print(json.dumps(sbom_core.to_spdx(str(ref), found.digest, found.packages), indent=2))
+    elif output == "json":
+        print(
+            json.dumps(
+                {
+                    "image": str(ref),
+                    "digest": found.digest,
+                    "platform": found.platform,
+                    "distro": str(found.distro) if found.distro else None,
+                    "packages": [
+                        {
+                            "type": p.type.value,
+                            "name": p.name,
+                            "version": p.version,
+                            "purl": p.purl,
+                            "source": p.source_name,
+                            "sourceVersion": p.source_version,
+                            "layer": p.layer,
+                            "path": p.path,
+                        }
+                        for p in found.packages
+                    ],
+                },
+                indent=2,
+            )
+        )
+    else:
+        distro = f" ({found.distro.pretty_name or found.distro})" if found.distro else ""
+        consoles.out.print(f"{ref}  {found.digest}{distro}: {len(found.packages)} packages", highlight=False)
+        if found.packages:
+            consoles.out.print(sbom_table(found))
