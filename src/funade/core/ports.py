@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 from funade.core import oci
 
-__all__ = ["Event", "MetricAnswer", "Metrics", "MetricsError", "ObjectKey", "Registry", "Store"]
+__all__ = ["Event", "MetricAnswer", "Metrics", "MetricsError", "ObjectKey", "Registry", "Store", "VulnData"]
 
 Obj = dict[str, Any]
 
@@ -163,3 +163,19 @@ class Metrics(Protocol):
 
 class MetricsError(Exception):
     """A provider could not measure (unreachable, bad query, bad answer); the message says why."""
+
+
+class VulnData(Protocol):
+    """Vulnerability advisories by ecosystem and package (OSV), and how fresh they are."""
+
+    def advisories_for(self, ecosystem: str, package: str) -> list[Any]:
+        """The OSV advisories (``funade.core.vuln.Advisory``) that name ``package`` in ``ecosystem``.
+
+        ``ecosystem`` is the base name (``Debian``, ``Alpine``, ``PyPI``, ``npm``, ``Go``, ``Maven``):
+        advisories for every release of it are returned; matching a release is the caller's.
+        """
+        ...
+
+    def imported_at(self) -> float | None:
+        """When the data was last imported (epoch seconds), or None when there is none."""
+        ...
