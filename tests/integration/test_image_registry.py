@@ -44,7 +44,7 @@ def registry_of(stack: Funade) -> str:
 def ok(stack: Funade, *args: str) -> Any:
     r = stack.cli(*args, timeout=180)
     assert r.code == 0, r.output
-    machine = "-o" in args and args[args.index("-o") + 1] in ("json", "cyclonedx", "spdx")
+    machine = "-o" in args and args[args.index("-o") + 1] in ("json", "cyclonedx", "spdx", "sarif")
     return json.loads(r.stdout) if machine else r.stdout
 
 
@@ -267,9 +267,10 @@ Version: 1.0
 """
 
 
-def test_sbom_of_a_pushed_image_lists_its_packages_by_layer(stack: Funade, tmp_path: Path) -> None:
-    """An image built FROM scratch with a dpkg database and a Python distribution, read from the registry."""
-    context = tmp_path / "ctx"
+@pytest.fixture(scope="module")
+def sbom_image(stack: Funade, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """it/sbom:1.0.0, built FROM scratch with a dpkg database, os-release and a Python distribution, pushed."""
+    context = tmp_path_factory.mktemp("sbom")
     (context / "var/lib/dpkg").mkdir(parents=True)
     (context / "var/lib/dpkg/status").write_text(DPKG_STATUS)
     (context / "etc").mkdir()
@@ -284,6 +285,11 @@ def test_sbom_of_a_pushed_image_lists_its_packages_by_layer(stack: Funade, tmp_p
         ["docker", "build", "-q", "-t", "it/sbom:1.0.0", str(context)], check=True, timeout=120, capture_output=True
     )
     ok(stack, "image", "push", "it/sbom:1.0.0")
+    return "it/sbom:1.0.0"
+
+
+def test_sbom_of_a_pushed_image_lists_its_packages_by_layer(stack: Funade, sbom_image: str) -> None:
+    """Read from the registry without a pull: the dpkg database and the dist-info, each from its layer."""
     found = ok(stack, "image", "sbom", "it/sbom:1.0.0", "-o", "json")
     packages = {p["name"]: p for p in found["packages"]}
     assert set(packages) == {"libc6", "bash", "requests"}  # the deinstalled package is not listed
@@ -297,3 +303,71 @@ def test_sbom_of_a_pushed_image_lists_its_packages_by_layer(stack: Funade, tmp_p
     assert len(libraries) == 3 and any(c["type"] == "operating-system" for c in cyclonedx["components"])
     spdx = ok(stack, "image", "sbom", "it/sbom:1.0.0", "-o", "spdx")
     assert spdx["spdxVersion"] == "SPDX-2.3"
+
+
+def test_scan_finds_the_advisories_of_a_pushed_image_and_gates_on_them(
+    stack: Funade, sbom_image: str, tmp_path: Path
+) -> None:
+    """OSV data imported from a zip; the image of the SBOM test scanned from the registry."""
+    import zipfile
+
+    advisories = [
+        {
+            "id": "DSA-9999-1",
+            "modified": "2026-11-01T00:00:00Z",
+            "aliases": ["CVE-2026-9999"],
+            "summary": "glibc: a test advisory",
+            "affected": [
+                {
+                    "package": {"ecosystem": "Debian:12", "name": "glibc"},
+                    "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "2.36-9+deb12u7"}]}],
+                }
+            ],
+            "database_specific": {"urgency": "high"},
+        },
+        {
+            "id": "GHSA-test-0001",
+            "modified": "2026-11-01T00:00:00Z",
+            "affected": [
+                {
+                    "package": {"ecosystem": "PyPI", "name": "requests"},
+                    "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "2.0"}, {"fixed": "2.31.0"}]}],
+                }
+            ],
+            "database_specific": {"severity": "MODERATE"},
+        },
+    ]
+    archive = tmp_path / "all.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        for a in advisories:
+            zf.writestr(f"{a['id']}.json", json.dumps(a))
+    ok(stack, "vuln", "db", "import", str(archive))
+    report = ok(stack, "image", "scan", "it/sbom:1.0.0", "-o", "json")
+    found = {f["id"]: f for f in report["findings"]}
+    assert set(found) == {"DSA-9999-1", "GHSA-test-0001"}
+    assert (found["DSA-9999-1"]["package"], found["DSA-9999-1"]["fixed"], found["DSA-9999-1"]["severity"]) == (
+        "libc6",
+        "2.36-9+deb12u7",
+        "HIGH",
+    )
+    assert found["GHSA-test-0001"]["severity"] == "MEDIUM"
+    # The gate: HIGH and above fail the pipeline; an accepted CVE (by alias) passes it.
+    gate = stack.cli("image", "scan", "it/sbom:1.0.0", "--severity", "CRITICAL,HIGH", "--exit-code", "3", timeout=120)
+    assert gate.code == 3 and "DSA-9999-1" in gate.stdout, gate.output
+    ignorefile = tmp_path / ".trivyignore"
+    ignorefile.write_text("CVE-2026-9999  # accepted until the rebuild\n")
+    accepted = stack.cli(
+        "image",
+        "scan",
+        "it/sbom:1.0.0",
+        "--severity",
+        "CRITICAL,HIGH",
+        "--exit-code",
+        "3",
+        "--ignorefile",
+        str(ignorefile),
+        timeout=120,
+    )
+    assert accepted.code == 0 and "1 ignored" in accepted.stdout, accepted.output
+    sarif = ok(stack, "image", "scan", "it/sbom:1.0.0", "-o", "sarif")
+    assert sarif["version"] == "2.1.0" and {r["ruleId"] for r in sarif["runs"][0]["results"]} == set(found)

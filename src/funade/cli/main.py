@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from funade.cli import analysis, image, imagestore, registry, server, workload
+from funade.cli import analysis, image, imagestore, registry, scan, server, vuln, workload
 
 __all__ = ["app", "main"]
 
@@ -18,9 +18,11 @@ app = typer.Typer(
 server.register(app)
 workload.register(app)
 imagestore.register(image.app)
+scan.register(image.app)
 app.add_typer(image.app, name="image")
 app.add_typer(registry.app, name="registry")
 app.add_typer(analysis.app, name="analysis")
+app.add_typer(vuln.app, name="vuln")
 
 
 def main() -> None:

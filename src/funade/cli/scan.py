@@ -1,0 +1,220 @@
+"""``funade image scan``: the vulnerabilities of a registry image, from its SBOM and the OSV data.
+
+The SBOM is read from the registry without a pull (:mod:`funade.engine.sbom`); the
+advisories come from ``funade vuln db`` (:mod:`funade.adapters.vulndb`). Findings can be
+filtered by severity, without a fix, or accepted in ``.funadeignore`` / ``.trivyignore`` /
+``.trivyignore.yaml``; ``--exit-code`` makes a CI gate of it, as with Trivy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import typer
+import yaml
+from rich.table import Table
+from rich.text import Text
+
+from funade.adapters import vulndb
+from funade.adapters.registry.client import RegistryError
+from funade.adapters.vulndb import VulnDB
+from funade.cli import consoles, registries
+from funade.cli.client import funade_home
+from funade.core import oci
+from funade.core import sbom as sbom_core
+from funade.core.vuln import ignore
+from funade.core.vuln.osv import Level
+from funade.engine import sbom as sbom_engine
+from funade.engine import scan as scan_engine
+
+__all__ = ["findings_table", "register", "to_sarif"]
+
+_STYLES = {Level.CRITICAL: "bold red", Level.HIGH: "red", Level.MEDIUM: "yellow", Level.LOW: "cyan"}
+_SARIF_LEVEL = {Level.CRITICAL: "error", Level.HIGH: "error", Level.MEDIUM: "warning", Level.LOW: "note"}
+_IGNORE_FILES = (".funadeignore", ".trivyignore", ".trivyignore.yaml")
+DEFAULT_MAX_AGE_DAYS = 5.0
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``scan`` to the ``image`` commands."""
+    app.command()(scan)
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    consoles.err.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def findings_table(findings: Sequence[scan_engine.Finding]) -> Table:
+    """One row per finding: id (and CVE aliases), package, installed and fixed versions, severity, layer."""
+    table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
+    for column in ("ID", "ALIASES", "PACKAGE", "INSTALLED", "FIXED", "SEVERITY", "LAYER"):
+        table.add_column(column, no_wrap=column not in ("ALIASES",))
+    for f in findings:
+        table.add_row(
+            f.id,
+            ", ".join(a for a in f.aliases if a.startswith("CVE-")) or "-",
+            f.package,
+            f.installed,
+            f.fixed or Text("no fix", style="dim"),
+            Text(f.severity.value, style=_STYLES.get(f.severity, "")),
+            (f.layer or "").removeprefix("sha256:")[:12],
+        )
+    return table
+
+
+def to_sarif(image: str, findings: Sequence[scan_engine.Finding]) -> dict[str, Any]:
+    """SARIF 2.1.0 that GitHub code scanning accepts: one rule per advisory, one result per finding."""
+    rules: dict[str, dict[str, Any]] = {}
+    results = []
+    for f in findings:
+        rules.setdefault(
+            f.id,
+            {
+                "id": f.id,
+                "name": f.id.replace("-", ""),
+                "shortDescription": {"text": f.summary or f.id},
+                "helpUri": f"https://osv.dev/vulnerability/{f.id}",
+                "properties": {
+                    "security-severity": {"CRITICAL": "9.5", "HIGH": "8.0", "MEDIUM": "5.5", "LOW": "2.0"}.get(
+                        f.severity.value, "0.0"
+                    ),
+                    "tags": ["security", "vulnerability"],
+                },
+            },
+        )
+        fixed = f"; fixed in {f.fixed}" if f.fixed else "; no fix yet"
+        results.append(
+            {
+                "ruleId": f.id,
+                "level": _SARIF_LEVEL.get(f.severity, "note"),
+                "message": {"text": f"{f.package} {f.installed} is affected by {f.id}{fixed} ({f.severity.value})"},
+                "locations": [
+                    {
+                        "physicalLocation": {"artifactLocation": {"uri": image.replace(":", "/", 1)}},
+                        "logicalLocations": [{"name": f.purl, "kind": "package"}],
+                    }
+                ],
+            }
+        )
+    return {
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {
+                    "driver": {"name": "funade", "informationUri": "https://osv.dev", "rules": list(rules.values())}
+                },
+                "results": results,
+            }
+        ],
+    }
+
+
+def _ignore_rules(paths: Sequence[Path]) -> list[ignore.IgnoreRule]:
+    rules: list[ignore.IgnoreRule] = []
+    for path in paths:
+        try:
+            text = path.read_text()
+            if path.name.endswith((".yaml", ".yml")):
+                rules += ignore.parse_yaml(yaml.safe_load(text), str(path))
+            else:
+                rules += ignore.parse_text(text, str(path))
+        except (OSError, yaml.YAMLError, ignore.IgnoreError) as exc:
+            raise _fail(f"{path}: {exc}") from exc
+    return rules
+
+
+def scan(
+    image: str = typer.Argument(..., help="REGISTRY/REPO:TAG or @DIGEST (the embedded registry by default)"),
+    severity: str = typer.Option("", "--severity", help="only these levels, e.g. CRITICAL,HIGH"),
+    exit_code: int = typer.Option(0, "--exit-code", help="exit with this code when findings remain"),
+    ignore_unfixed: bool = typer.Option(False, "--ignore-unfixed", help="leave out findings without a fix"),
+    ignorefile: list[Path] = typer.Option(
+        [],
+        "--ignorefile",
+        help="more ignore files (default: ./.funadeignore, ./.trivyignore, ./.trivyignore.yaml when present)",
+    ),
+    max_age: float = typer.Option(DEFAULT_MAX_AGE_DAYS, "--max-age", help="warn when the data is older (days)"),
+    platform: str = typer.Option("linux/amd64", "--platform", help="which image of a multi-platform index"),
+    output: str = typer.Option("table", "-o", "--output", help="table | json | sarif"),
+) -> None:
+    """Scan a registry image for known vulnerabilities (OSV data from `funade vuln db update|import`)."""
+    if output not in ("table", "json", "sarif"):
+        raise _fail(f"invalid output {output!r}: use table, json or sarif")
+    levels = {s.strip().upper() for s in severity.split(",") if s.strip()}
+    unknown = levels - {level.value for level in Level}
+    if unknown:
+        raise _fail(f"--severity: unknown level {sorted(unknown)[0]} (CRITICAL, HIGH, MEDIUM, LOW, UNKNOWN)")
+    try:
+        ref = registries.parse(image)
+    except oci.InvalidReference as exc:
+        raise _fail(str(exc)) from exc
+    data = VulnDB(vulndb.default_path(funade_home()))
+    imported = data.imported_at()
+    if imported is None:
+        raise _fail("no vulnerability data: run `funade vuln db update` (or `funade vuln db import PATH`)", 1)
+    age_days = (time.time() - imported) / 86400
+    if age_days > max_age:
+        consoles.err.print(
+            f"[yellow]warning:[/yellow] the vulnerability data is {age_days:.1f} days old "
+            f"(more than {max_age:g}): run `funade vuln db update`",
+            highlight=False,
+        )
+    defaults = [Path(name) for name in _IGNORE_FILES if Path(name).is_file()]
+    rules = _ignore_rules([*defaults, *ignorefile])
+
+    async def go() -> sbom_core.Sbom:
+        async with registries.client_for(ref.registry) as client:
+            return await sbom_engine.catalogue(client, ref.repository, ref.reference, platform=platform)
+
+    try:
+        with consoles.err.status(f"scanning {ref}…"):
+            found = asyncio.run(go())
+    except (RegistryError, sbom_engine.SbomError) as exc:
+        raise _fail(str(exc), 1) from exc
+    now = datetime.now(UTC)
+    findings: list[scan_engine.Finding] = []
+    accepted: list[scan_engine.Finding] = []
+    for finding in scan_engine.scan(found, data):
+        if levels and finding.severity.value not in levels:
+            continue
+        if ignore_unfixed and not finding.fixed:
+            continue
+        rule = ignore.matching(rules, finding.id, finding.aliases, finding.purl, now)
+        (accepted if rule else findings).append(finding)
+    if output == "json":
+        print(
+            json.dumps(
+                {
+                    "image": str(ref),
+                    "digest": found.digest,
+                    "distro": str(found.distro) if found.distro else None,
+                    "packages": len(found.packages),
+                    "dataAgeDays": round(age_days, 2),
+                    "findings": [f.to_json() for f in findings],
+                    "ignored": [f.id for f in accepted],
+                },
+                indent=2,
+            )
+        )
+    elif output == "sarif":
+        print(json.dumps(to_sarif(str(ref), findings), indent=2))
+    else:
+        counts = {level: sum(f.severity is level for f in findings) for level in Level}
+        summary = ", ".join(f"{n} {level.value}" for level, n in counts.items() if n) or "no findings"
+        consoles.out.print(
+            f"{ref}  {found.digest}  {len(found.packages)} packages: {summary}"
+            + (f" ({len(accepted)} ignored)" if accepted else ""),
+            highlight=False,
+        )
+        if findings:
+            consoles.out.print(findings_table(findings))
+    if findings and exit_code:
+        raise typer.Exit(exit_code)
