@@ -103,6 +103,19 @@ load=$!
 run analysis run -f tests/fixtures/argo/analysis-template.yaml --arg service-name=shop --count 3 --interval 2s
 wait "$load"
 
+step "5c. Supply chain: SBOM and vulnerability scan of an outdated image, read from the registry without a pull"
+docker build -q -t legacy:1.0.0 examples/legacy/context >/dev/null 2>&1
+run image push legacy:1.0.0
+run image sbom legacy:1.0.0
+# Made-up advisories (examples/legacy/osv), kept in a throwaway home so they never mix with real
+# data; `funade vuln db update` fetches osv.dev's (Debian, Alpine, PyPI, npm, Go, Maven).
+demo_data="$work/vulndata"
+FUNADE_HOME="$demo_data" run vuln db import examples/legacy/osv
+if FUNADE_HOME="$demo_data" run image scan "$registry/legacy:1.0.0" --severity CRITICAL,HIGH --exit-code 1; then
+  echo "expected the scan gate to fail" >&2; exit 1
+fi
+printf '\033[33m→ exit code 1: the gate stops a deployment of this image\033[0m\n'
+
 step "6. Registry hygiene: the seed's ECR lifecycle policy, previewed (dated by funade's push records)"
 run registry lifecycle preview --policy examples/shop/ecr-lifecycle-policy.json dev/shop prod/shop
 # The same policy on an `aws ecr describe-images` export, as of a fixed date: what ECR would expire.
