@@ -21,15 +21,15 @@ import os
 import re
 import shutil
 import signal
-import subprocess
 import tempfile
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import yaml
+
+from funade.adapters.daemon import Daemon, DaemonError
 
 __all__ = [
     "DEFAULT_ADDRESS",
@@ -122,6 +122,7 @@ class PrometheusServer:
         self.log = self.dir / "prometheus.log"
         self.pid_file = self.dir / "prometheus.pid"
         self.address_file = self.dir / "address"
+        self.daemon = Daemon("Prometheus", self.pid_file, self.log)
 
     @classmethod
     def of_home(cls, home: Path) -> PrometheusServer:
@@ -193,12 +194,7 @@ class PrometheusServer:
 
     def pid(self) -> int | None:
         """Prometheus' pid when it runs, else None."""
-        try:
-            pid = int(self.pid_file.read_text().strip())
-            os.kill(pid, 0)
-        except (OSError, ValueError):
-            return None
-        return pid
+        return self.daemon.pid()
 
     def answers(self) -> bool:
         """Whether some Prometheus answers on our address (ready or still starting)."""
@@ -249,57 +245,23 @@ class PrometheusServer:
         if not self.targets_file.exists():
             self.set_targets([])
         self.address_file.write_text(self.address + "\n")
-        with open(self.log, "ab") as log:
-            process = subprocess.Popen(
-                [
-                    binary,
-                    f"--config.file={self.config}",
-                    f"--storage.tsdb.path={self.storage}",
-                    f"--storage.tsdb.retention.time={self.retention}",
-                    f"--web.listen-address={self.address}",
-                    "--log.level=info",
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        self.pid_file.write_text(str(process.pid))
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                tail = "\n".join(self.log.read_text(errors="replace").splitlines()[-10:])
-                self.pid_file.unlink(missing_ok=True)
-                raise ServerError(f"Prometheus exited with code {process.returncode}:\n{tail}")
-            if self.ready():
-                return self.status()
-            time.sleep(0.1)
-        self.down()
-        raise ServerError(f"Prometheus was not ready on {self.address} within {timeout:g}s; see {self.log}")
+        argv = [
+            binary,
+            f"--config.file={self.config}",
+            f"--storage.tsdb.path={self.storage}",
+            f"--storage.tsdb.retention.time={self.retention}",
+            f"--web.listen-address={self.address}",
+            "--log.level=info",
+        ]
+        try:
+            self.daemon.start(argv, self.ready, timeout)
+        except DaemonError as exc:
+            raise ServerError(f"{exc} (address {self.address})") from exc
+        return self.status()
 
     def down(self, timeout: float = 30.0) -> bool:
         """Stop Prometheus; True when it was running. Its data stays (it expires after the retention)."""
-        pid = self.pid()
-        if pid is None:
-            self.pid_file.unlink(missing_ok=True)
-            return False
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                break
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, os.WNOHANG)  # reap it when we are its parent
-            time.sleep(0.1)
-        else:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, 0)
-        self.pid_file.unlink(missing_ok=True)
-        return True
+        return self.daemon.stop(timeout)
 
 
 def _write_atomically(path: Path, text: str) -> None:

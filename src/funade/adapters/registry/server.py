@@ -8,18 +8,16 @@ server: a pid file, a log file, and a wait until ``GET /v2/`` answers.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import shutil
-import signal
 import subprocess
-import time
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import yaml
+
+from funade.adapters.daemon import Daemon, DaemonError
 
 __all__ = ["DEFAULT_ADDRESS", "RegistryServer", "RegistryStatus", "ServerError"]
 
@@ -56,6 +54,7 @@ class RegistryServer:
         self.config = self.dir / "config.yml"
         self.log = self.dir / "registry.log"
         self.pid_file = self.dir / "registry.pid"
+        self.daemon = Daemon("the registry", self.pid_file, self.log)
 
     @classmethod
     def of_home(cls, home: Path) -> RegistryServer:
@@ -106,12 +105,7 @@ class RegistryServer:
 
     def pid(self) -> int | None:
         """The registry's pid when it runs, else None."""
-        try:
-            pid = int(self.pid_file.read_text().strip())
-            os.kill(pid, 0)
-        except (OSError, ValueError):
-            return None
-        return pid
+        return self.daemon.pid()
 
     def answers(self) -> bool:
         """Whether something answers the registry API on our address."""
@@ -137,48 +131,15 @@ class RegistryServer:
             )
         self.storage.mkdir(parents=True, exist_ok=True)
         self.config.write_text(yaml.safe_dump(self._config(), sort_keys=False))
-        with open(self.log, "ab") as log:
-            process = subprocess.Popen(
-                [binary, "serve", str(self.config)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        self.pid_file.write_text(str(process.pid))
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                tail = "\n".join(self.log.read_text(errors="replace").splitlines()[-10:])
-                self.pid_file.unlink(missing_ok=True)
-                raise ServerError(f"the registry exited with code {process.returncode}:\n{tail}")
-            if self.answers():
-                return self.status()
-            time.sleep(0.1)
-        self.down()
-        raise ServerError(f"the registry did not answer on {self.address} within {timeout:g}s; see {self.log}")
+        try:
+            self.daemon.start([binary, "serve", str(self.config)], self.answers, timeout)
+        except DaemonError as exc:
+            raise ServerError(f"{exc} (address {self.address})") from exc
+        return self.status()
 
     def down(self, timeout: float = 15.0) -> bool:
         """Stop the registry; True when it was running."""
-        pid = self.pid()
-        if pid is None:
-            self.pid_file.unlink(missing_ok=True)
-            return False
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                break
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, os.WNOHANG)  # reap it when we are its parent
-            time.sleep(0.1)
-        else:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        self.pid_file.unlink(missing_ok=True)
-        return True
+        return self.daemon.stop(timeout)
 
     def stored_manifests(self, repository: str) -> list[str]:
         """Digests of every manifest the registry stores for ``repository``, tagged or not.
