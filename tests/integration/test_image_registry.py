@@ -12,6 +12,7 @@ import hashlib
 import json
 import shutil
 import subprocess
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -305,12 +306,10 @@ def test_sbom_of_a_pushed_image_lists_its_packages_by_layer(stack: Funade, sbom_
     assert spdx["spdxVersion"] == "SPDX-2.3"
 
 
-def test_scan_finds_the_advisories_of_a_pushed_image_and_gates_on_them(
-    stack: Funade, sbom_image: str, tmp_path: Path
-) -> None:
-    """OSV data imported from a zip; the image of the SBOM test scanned from the registry."""
-    import zipfile
-
+@pytest.fixture(scope="module")
+def osv_data(stack: Funade, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Two advisories against the SBOM test image's packages, imported from an OSV zip."""
+    tmp_path = tmp_path_factory.mktemp("osv")
     advisories = [
         {
             "id": "DSA-9999-1",
@@ -342,6 +341,12 @@ def test_scan_finds_the_advisories_of_a_pushed_image_and_gates_on_them(
         for a in advisories:
             zf.writestr(f"{a['id']}.json", json.dumps(a))
     ok(stack, "vuln", "db", "import", str(archive))
+
+
+def test_scan_finds_the_advisories_of_a_pushed_image_and_gates_on_them(
+    stack: Funade, sbom_image: str, osv_data: None, tmp_path: Path
+) -> None:
+    """The image of the SBOM test scanned from the registry against the imported advisories."""
     report = ok(stack, "image", "scan", "it/sbom:1.0.0", "-o", "json")
     found = {f["id"]: f for f in report["findings"]}
     assert set(found) == {"DSA-9999-1", "GHSA-test-0001"}
@@ -371,3 +376,26 @@ def test_scan_finds_the_advisories_of_a_pushed_image_and_gates_on_them(
     assert accepted.code == 0 and "1 ignored" in accepted.stdout, accepted.output
     sarif = ok(stack, "image", "scan", "it/sbom:1.0.0", "-o", "sarif")
     assert sarif["version"] == "2.1.0" and {r["ruleId"] for r in sarif["runs"][0]["results"]} == set(found)
+
+
+def test_a_push_is_scanned_by_the_server_and_cached(stack: Funade, osv_data: None, tmp_path: Path) -> None:
+    """With vulnerability data present, the registry's push notification makes the server scan the image."""
+    context = tmp_path / "ctx"
+    (context / "etc").mkdir(parents=True)
+    (context / "etc/os-release").write_text('ID=debian\nVERSION_ID="12"\n')
+    (context / "var/lib/dpkg").mkdir(parents=True)
+    (context / "var/lib/dpkg/status").write_text(DPKG_STATUS.replace("2.36-9+deb12u4", "2.36-9+deb12u3"))
+    (context / "Dockerfile").write_text("FROM scratch\nCOPY etc /etc\nCOPY var /var\n")
+    subprocess.run(
+        ["docker", "build", "-q", "-t", "it/sbom:2.0.0", str(context)], check=True, timeout=120, capture_output=True
+    )
+    ok(stack, "image", "push", "it/sbom:2.0.0")
+
+    def cached() -> dict[str, Any] | None:
+        r = stack.cli("image", "scan", "it/sbom:2.0.0", "--cached", "-o", "json", timeout=60)
+        return json.loads(r.stdout) if r.code == 0 else None
+
+    result = wait_until(cached, 60, "the server's scan on push")
+    assert result["cached"] is True
+    (finding,) = [f for f in result["findings"] if f["id"] == "DSA-9999-1"]
+    assert finding["installed"] == "2.36-9+deb12u3"

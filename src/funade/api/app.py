@@ -26,6 +26,7 @@ from funade.adapters.local import ports
 from funade.adapters.local.runtime import ContainerRun
 from funade.adapters.store.sqlite import SqliteStore
 from funade.controller.manager import Manager
+from funade.controller.scans import ScanController
 from funade.core import objects, registryevents, services
 from funade.core.ports import ObjectKey
 from funade.engine import workloads
@@ -49,12 +50,15 @@ class Api:
         self.docker = DockerClient()
         self.manager = Manager(self.store, self.docker, home)
         self.workloads = workloads.Workloads(self.store, port_free=ports.loopback_port_free)
+        self.scans = ScanController(self.store, home)
 
     async def start(self) -> None:
         self.workloads.ensure_default_namespace()
         await self.manager.start()
+        await self.scans.start()
 
     async def stop(self) -> None:
+        await self.scans.stop()
         await self.manager.stop()
         await self.docker.close()
         self.store.close()
@@ -309,7 +313,19 @@ class Api:
             events = registryevents.parse_envelope(await request.json(), registry)
         except ValueError as exc:  # EventError or a body that is not JSON
             return _error(f"registry notification: {exc}", 400)
-        return JSONResponse({"received": len(events), "new": self.store.add_image_events(events)})
+        new = self.store.add_image_events(events)
+        queued = self.scans.pushed(events)
+        return JSONResponse({"received": len(events), "new": new, "scansQueued": queued})
+
+    async def scan_result(self, request: Request) -> Response:
+        q = request.query_params
+        registry, repository, digest = q.get("registry"), q.get("repository"), q.get("digest")
+        if not (registry and repository and digest):
+            return _error('"registry", "repository" and "digest" are required', 400)
+        result = self.store.scan_result(registry, repository, digest)
+        if result is None:
+            return _error(f"no scan result for {registry}/{repository}@{digest}", 404)
+        return JSONResponse(result)
 
     async def registry_history(self, request: Request) -> Response:
         q = request.query_params
@@ -391,6 +407,7 @@ def create_app(home: Path) -> Starlette:
             route("/v1/registry/events", api.registry_events, ["POST"]),
             route("/v1/registry/history", api.registry_history, ["GET"]),
             route("/v1/images/in-use", api.images_in_use, ["GET"]),
+            route("/v1/scans", api.scan_result, ["GET"]),
         ],
         lifespan=lifespan,
     )

@@ -25,7 +25,7 @@ from funade.adapters import vulndb
 from funade.adapters.registry.client import RegistryError
 from funade.adapters.vulndb import VulnDB
 from funade.cli import consoles, registries
-from funade.cli.client import funade_home
+from funade.cli.client import ApiError, Client, funade_home
 from funade.core import oci
 from funade.core import sbom as sbom_core
 from funade.core.vuln import ignore
@@ -131,6 +131,35 @@ def _ignore_rules(paths: Sequence[Path]) -> list[ignore.IgnoreRule]:
     return rules
 
 
+def _cached(ref: oci.Reference) -> dict[str, Any]:
+    """The server's stored scan of the image the reference names now."""
+
+    async def digest_of() -> str | None:
+        if ref.digest:
+            return ref.digest
+        async with registries.client_for(ref.registry) as client:
+            found = await client.head_manifest(ref.repository, ref.reference)
+        return found.digest if found else None
+
+    try:
+        digest = asyncio.run(digest_of())
+    except RegistryError as exc:
+        raise _fail(str(exc), 1) from exc
+    if digest is None:
+        raise _fail(f"{ref}: no such image in the registry", 1)
+    client = Client()
+    try:
+        result: dict[str, Any] = client.get(
+            "/v1/scans", registry=ref.registry, repository=ref.repository, digest=digest
+        )
+    except ApiError as exc:
+        hint = " (is vulnerability data imported? the server scans on push only with data)" if exc.status == 404 else ""
+        raise _fail(f"{exc}{hint}", 1) from exc
+    finally:
+        client.close()
+    return result
+
+
 def scan(
     image: str = typer.Argument(..., help="REGISTRY/REPO:TAG or @DIGEST (the embedded registry by default)"),
     severity: str = typer.Option("", "--severity", help="only these levels, e.g. CRITICAL,HIGH"),
@@ -143,9 +172,14 @@ def scan(
     ),
     max_age: float = typer.Option(DEFAULT_MAX_AGE_DAYS, "--max-age", help="warn when the data is older (days)"),
     platform: str = typer.Option("linux/amd64", "--platform", help="which image of a multi-platform index"),
+    cached: bool = typer.Option(False, "--cached", help="the result the server kept from the scan on push"),
     output: str = typer.Option("table", "-o", "--output", help="table | json | sarif"),
 ) -> None:
-    """Scan a registry image for known vulnerabilities (OSV data from `funade vuln db update|import`)."""
+    """Scan a registry image for known vulnerabilities (OSV data from `funade vuln db update|import`).
+
+    The server scans every image pushed to the embedded registry (and again when the data
+    changes): `--cached` shows that result at once.
+    """
     if output not in ("table", "json", "sarif"):
         raise _fail(f"invalid output {output!r}: use table, json or sarif")
     levels = {s.strip().upper() for s in severity.split(",") if s.strip()}
@@ -156,33 +190,41 @@ def scan(
         ref = registries.parse(image)
     except oci.InvalidReference as exc:
         raise _fail(str(exc)) from exc
-    data = VulnDB(vulndb.default_path(funade_home()))
-    imported = data.imported_at()
-    if imported is None:
-        raise _fail("no vulnerability data: run `funade vuln db update` (or `funade vuln db import PATH`)", 1)
-    age_days = (time.time() - imported) / 86400
+    defaults = [Path(name) for name in _IGNORE_FILES if Path(name).is_file()]
+    rules = _ignore_rules([*defaults, *ignorefile])
+    if cached:
+        result = _cached(ref)
+        digest, distro, package_count = str(result["digest"]), result.get("distro"), int(result.get("packages", 0))
+        imported = result.get("dataImportedAt")
+        every = [scan_engine.Finding.from_json(f) for f in result.get("findings", [])]
+    else:
+        data = VulnDB(vulndb.default_path(funade_home()))
+        imported = data.imported_at()
+        if imported is None:
+            raise _fail("no vulnerability data: run `funade vuln db update` (or `funade vuln db import PATH`)", 1)
+
+        async def go() -> sbom_core.Sbom:
+            async with registries.client_for(ref.registry) as client:
+                return await sbom_engine.catalogue(client, ref.repository, ref.reference, platform=platform)
+
+        try:
+            with consoles.err.status(f"scanning {ref}…"):
+                found = asyncio.run(go())
+        except (RegistryError, sbom_engine.SbomError) as exc:
+            raise _fail(str(exc), 1) from exc
+        digest, distro, package_count = found.digest, str(found.distro) if found.distro else None, len(found.packages)
+        every = scan_engine.scan(found, data)
+    age_days = (time.time() - float(imported)) / 86400 if imported else float("inf")
     if age_days > max_age:
         consoles.err.print(
             f"[yellow]warning:[/yellow] the vulnerability data is {age_days:.1f} days old "
             f"(more than {max_age:g}): run `funade vuln db update`",
             highlight=False,
         )
-    defaults = [Path(name) for name in _IGNORE_FILES if Path(name).is_file()]
-    rules = _ignore_rules([*defaults, *ignorefile])
-
-    async def go() -> sbom_core.Sbom:
-        async with registries.client_for(ref.registry) as client:
-            return await sbom_engine.catalogue(client, ref.repository, ref.reference, platform=platform)
-
-    try:
-        with consoles.err.status(f"scanning {ref}…"):
-            found = asyncio.run(go())
-    except (RegistryError, sbom_engine.SbomError) as exc:
-        raise _fail(str(exc), 1) from exc
     now = datetime.now(UTC)
     findings: list[scan_engine.Finding] = []
     accepted: list[scan_engine.Finding] = []
-    for finding in scan_engine.scan(found, data):
+    for finding in every:
         if levels and finding.severity.value not in levels:
             continue
         if ignore_unfixed and not finding.fixed:
@@ -194,10 +236,11 @@ def scan(
             json.dumps(
                 {
                     "image": str(ref),
-                    "digest": found.digest,
-                    "distro": str(found.distro) if found.distro else None,
-                    "packages": len(found.packages),
+                    "digest": digest,
+                    "distro": distro,
+                    "packages": package_count,
                     "dataAgeDays": round(age_days, 2),
+                    "cached": cached,
                     "findings": [f.to_json() for f in findings],
                     "ignored": [f.id for f in accepted],
                 },
@@ -210,7 +253,7 @@ def scan(
         counts = {level: sum(f.severity is level for f in findings) for level in Level}
         summary = ", ".join(f"{n} {level.value}" for level, n in counts.items() if n) or "no findings"
         consoles.out.print(
-            f"{ref}  {found.digest}  {len(found.packages)} packages: {summary}"
+            f"{ref}  {digest}  {package_count} packages: {summary}"
             + (f" ({len(accepted)} ignored)" if accepted else ""),
             highlight=False,
         )

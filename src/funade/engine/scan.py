@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from funade.core import sbom, vuln
 from funade.core.ports import VulnData
@@ -41,6 +42,23 @@ class Finding:
     layer: str | None
     purl: str
     summary: str
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Finding:
+        """A finding as :meth:`to_json` wrote it (a stored scan result)."""
+        return cls(
+            id=str(data["id"]),
+            aliases=tuple(data.get("aliases") or ()),
+            package=str(data["package"]),
+            type=str(data["type"]),
+            installed=str(data["installed"]),
+            fixed=data.get("fixed"),
+            severity=osv.Level(data.get("severity", "UNKNOWN")),
+            severity_source=str(data.get("severitySource") or ""),
+            layer=data.get("layer"),
+            purl=str(data.get("purl") or ""),
+            summary=str(data.get("summary") or ""),
+        )
 
     def to_json(self) -> dict[str, object]:
         return {

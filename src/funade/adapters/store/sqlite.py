@@ -41,6 +41,11 @@ CREATE TABLE IF NOT EXISTS image_events (
     digest TEXT NOT NULL, tag TEXT NOT NULL, media_type TEXT NOT NULL, size INTEGER NOT NULL, time TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS image_events_repository ON image_events (registry, repository);
+CREATE TABLE IF NOT EXISTS scan_results (
+    registry TEXT NOT NULL, repository TEXT NOT NULL, digest TEXT NOT NULL,
+    scanned_at REAL NOT NULL, data_imported_at REAL, body TEXT NOT NULL,
+    PRIMARY KEY (registry, repository, digest)
+);
 """
 
 
@@ -268,3 +273,39 @@ class SqliteStore:
         return [
             ImageEvent(r[0], r[1], r[2], r[3], r[4], r[5], r[6], int(r[7]), datetime.fromisoformat(r[8])) for r in rows
         ]
+
+    def put_scan_result(
+        self, registry: str, repository: str, digest: str, data_imported_at: float | None, body: Obj
+    ) -> None:
+        """Keep the latest scan of an image (one row per registry, repository and digest)."""
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO scan_results "
+                "(registry, repository, digest, scanned_at, data_imported_at, body) VALUES (?, ?, ?, ?, ?, ?)",
+                (registry, repository, digest, time.time(), data_imported_at, json.dumps(body)),
+            )
+
+    def scan_result(self, registry: str, repository: str, digest: str) -> Obj | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT body, scanned_at, data_imported_at FROM scan_results WHERE registry=? AND repository=? "
+                "AND digest=?",
+                (registry, repository, digest),
+            ).fetchone()
+        if row is None:
+            return None
+        return {**json.loads(row[0]), "scannedAt": row[1], "dataImportedAt": row[2]}
+
+    def scanned_images(self) -> list[tuple[str, str, str, float | None]]:
+        """(registry, repository, digest, data_imported_at) of every stored scan."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT registry, repository, digest, data_imported_at FROM scan_results ORDER BY scanned_at"
+            ).fetchall()
+        return [(str(r[0]), str(r[1]), str(r[2]), r[3]) for r in rows]
+
+    def notifying_registries(self) -> list[str]:
+        """Every registry that has sent image events."""
+        with self._lock:
+            rows = self._db.execute("SELECT DISTINCT registry FROM image_events ORDER BY registry").fetchall()
+        return [str(r[0]) for r in rows]
