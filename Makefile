@@ -26,6 +26,7 @@ bench: setup
 	.venv/bin/python bench/zero_downtime.py
 	.venv/bin/python bench/promote.py
 	.venv/bin/python bench/lifecycle.py
+	.venv/bin/python bench/scan.py
 
 clean:
 	-.venv/bin/funade down --delete-workloads

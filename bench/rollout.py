@@ -210,7 +210,11 @@ class FunadeSide:
 
     def start(self) -> None:
         self.network_existed = bool(run(["docker", "network", "ls", "-q", "--filter", "name=^funade$"]).strip())
-        out = run([str(FUNADE), "up", "--address", self.address, "-o", "json"], env=self.env, timeout=60)
+        out = run(
+            [str(FUNADE), "up", "--address", self.address, "--no-registry", "--no-prometheus", "-o", "json"],
+            env=self.env,
+            timeout=60,
+        )
         self.pid = int(json.loads(out)["pid"])
         self.instance = (self.home / "instance-id").read_text().strip()
         wait_for("the funade server's controllers", lambda: self.api.get("/v1/status").json()["docker"]["ok"])

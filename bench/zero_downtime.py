@@ -550,7 +550,7 @@ class FunadeSide:
 
     def start(self) -> None:
         self.network_existed = bool(run(["docker", "network", "ls", "-q", "--filter", "name=^funade$"]).strip())
-        out = self.cli("up", "--address", self.address, "--no-registry", "-o", "json")
+        out = self.cli("up", "--address", self.address, "--no-registry", "--no-prometheus", "-o", "json")
         self.pid = int(json.loads(out)["pid"])
         self.instance = (self.home / "instance-id").read_text().strip()
 

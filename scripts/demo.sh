@@ -52,6 +52,9 @@ if "$funade" image promote dev/shop:2.0.0 prod/shop:1.0.0 2>"$work/err"; then
 fi
 printf '\033[33m→ refused: %s\033[0m\n' "$(cat "$work/err")"
 
+step "1d. Policy: the production overlay against Pod Security \"restricted\" and the seed's anti-patterns"
+run policy check -k "$overlay" --profile production
+
 step "2. Deploy the shop from the registry (overlay 'production': 3 replicas, probes, limits, non-root, read-only, a Service)"
 set_tag 1.0.0
 run apply -k "$overlay" --wait

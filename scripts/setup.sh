@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(docker.io docker-registry haproxy prometheus wrk git busybox-static gcc libc6-dev curl skopeo docker-compose)
+PACKAGES+=(debootstrap)  # scripts/build-debian-image.sh: the Debian image of the SBOM test and bench/scan.py
 say() { printf '\033[1m==>\033[0m %s\n' "$*"; }
 
 # A Debian python3 needs python3-venv for `python3 -m venv` (pyenv or python.org builds have it).

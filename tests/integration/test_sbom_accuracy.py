@@ -1,0 +1,130 @@
+"""SBOM accuracy on a real Debian image: funade's package list must equal what the image's own tools say.
+
+The image is ``funade-debian:12-py`` (``scripts/build-debian-image.sh``: debootstrap
+minbase bookworm from Debian's mirror, plus ~30 packages installed with apt-get; about
+190 packages). It is pushed to a funade server's embedded registry with ``funade image
+push`` and catalogued from there with ``funade image sbom -o json``, without a pull.
+The yardsticks run inside a container of the same image: ``dpkg-query -W`` for the
+Debian packages, ``python3 -m pip list`` for the Python distributions in
+``dist-packages`` (Debian ships both ``.dist-info`` and ``.egg-info`` there).
+
+The first run on a machine builds the image (about 50 s with a reachable mirror); after
+that the module takes about 25 s.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+import pytest
+
+from tests.integration.conftest import REPO_ROOT, Funade, running_server
+
+pytestmark = pytest.mark.integration
+
+IMAGE = "funade-debian:12-py"
+BUILD_SCRIPT = REPO_ROOT / "scripts" / "build-debian-image.sh"
+DPKG_FORMAT = r"${db:Status-Status} ${Package} ${Version} ${Architecture}\n"
+
+Deb = tuple[str, str, str]  # (name, version, architecture)
+
+
+def docker_run(*argv: str) -> str:
+    """stdout of ``docker run --rm IMAGE ARGV``: the image's own view of itself."""
+    done = subprocess.run(
+        ["docker", "run", "--rm", "--network", "none", IMAGE, *argv],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, f"docker run {IMAGE} {' '.join(argv)}: {done.stderr}"
+    return done.stdout
+
+
+def canonical(name: str) -> str:
+    """A Python distribution name as PEP 503 compares them (``PyYAML`` = ``pyyaml``, ``a_b`` = ``a-b``)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def arch_of(purl: str) -> str | None:
+    """The ``arch`` qualifier of a package URL (``-o json`` carries it only there)."""
+    _, _, qualifiers = purl.partition("?")
+    values = parse_qs(qualifiers.partition("#")[0]).get("arch")
+    return values[0] if values else None
+
+
+@pytest.fixture(scope="module")
+def image() -> str:
+    """The Debian test image, built once per machine (the script returns at once when it is current)."""
+    done = subprocess.run(["bash", str(BUILD_SCRIPT)], capture_output=True, text=True, timeout=900, check=False)
+    assert done.returncode == 0, f"{BUILD_SCRIPT.name} failed:\n{done.stdout}{done.stderr}"
+    return IMAGE
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Funade]:
+    with running_server(tmp_path_factory.mktemp("sbom-accuracy")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def sbom(stack: Funade, image: str) -> dict[str, Any]:
+    """``funade image sbom -o json`` of the image, pushed to the stack's registry first."""
+    pushed = stack.cli("image", "push", image, "-o", "json", timeout=300)
+    assert pushed.code == 0, pushed.output
+    (record,) = json.loads(pushed.stdout)
+    try:
+        assert record["pushed"] is True and record["image"] == f"{stack.env['FUNADE_REGISTRY']}/{image}"
+        found = stack.cli("image", "sbom", image, "-o", "json", timeout=300)
+        assert found.code == 0, found.output
+        return dict(json.loads(found.stdout))
+    finally:
+        # `image push` tags the local image REGISTRY/NAME; that tag names a registry that is about to go.
+        subprocess.run(["docker", "rmi", record["image"]], capture_output=True, check=False, timeout=60)
+
+
+def test_debian_packages_equal_dpkg_query(sbom: dict[str, Any]) -> None:
+    rows = [line.split(" ") for line in docker_run("dpkg-query", "-W", "-f", DPKG_FORMAT).splitlines()]
+    # dpkg-query also lists removed packages whose config files remain; this image has none, so
+    # the comparison below is with everything dpkg-query prints.
+    assert all(status == "installed" for status, *_ in rows), [r for r in rows if r[0] != "installed"]
+    expected: set[Deb] = {(name, version, arch) for _, name, version, arch in rows}
+    debs = [p for p in sbom["packages"] if p["type"] == "deb"]
+    listed: list[Deb] = [(p["name"], p["version"], arch_of(p["purl"]) or "") for p in debs]
+    assert len(listed) == len(set(listed)), "a Debian package is listed twice"
+    assert len(expected) >= 100, f"the test image should have about 190 packages, not {len(expected)}"
+    missing, extra = sorted(expected - set(listed)), sorted(set(listed) - expected)
+    assert not missing and not extra, f"missing from the SBOM: {missing}\nnot installed: {extra}"
+    assert sbom["distro"] == "debian-12"
+    # Each package also names its source package, which Debian advisories are keyed by.
+    by_name = {p["name"]: p for p in debs}
+    assert by_name["libc6"]["source"] == "glibc" and by_name["libssl3"]["source"] == "openssl"
+    assert by_name["python3.11-minimal"]["source"] == "python3.11"
+    # Two layers: debootstrap's import and the apt-get commit; each package names the one that brought it.
+    assert by_name["bash"]["layer"] != by_name["curl"]["layer"]
+    assert {by_name["bash"]["layer"], by_name["curl"]["layer"]} == set(sbom_layers(sbom))
+
+
+def sbom_layers(sbom: dict[str, Any]) -> set[str]:
+    return {p["layer"] for p in sbom["packages"]}
+
+
+def test_python_distributions_equal_pip_list(sbom: dict[str, Any]) -> None:
+    if not docker_run("sh", "-c", "ls -d /usr/lib/python3/dist-packages 2>/dev/null || true").strip():
+        pytest.skip("the image has no Python dist-packages")
+    listed = json.loads(docker_run("python3", "-m", "pip", "list", "--format", "json", "--disable-pip-version-check"))
+    expected = {(canonical(d["name"]), d["version"]) for d in listed}
+    found = [(canonical(p["name"]), p["version"]) for p in sbom["packages"] if p["type"] == "pypi"]
+    assert len(expected) >= 5, f"pip lists only {expected}"
+    assert len(found) == len(set(found)), f"a Python distribution is listed twice: {sorted(found)}"
+    assert set(found) == expected
+    paths = {canonical(p["name"]): p["path"] for p in sbom["packages"] if p["type"] == "pypi"}
+    assert paths["requests"].endswith(".egg-info/PKG-INFO") or Path(paths["requests"]).parent.suffix == ".egg-info"
+    assert paths["pip"].endswith(".dist-info/METADATA")
