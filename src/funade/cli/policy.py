@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,8 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from funade import __version__
-from funade.adapters import kustomize
-from funade.cli import consoles
+from funade.cli import consoles, sources
 from funade.core import manifests
 from funade.core import policy as core_policy
 from funade.core.policy import Severity
@@ -38,7 +36,6 @@ _STYLES = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO
 _SARIF_LEVELS = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note", Severity.STYLE: "note"}
 _SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 _INFO_URI = "https://kubernetes.io/docs/concepts/security/pod-security-standards/"
-_KUSTOMIZE_SUFFIX = " (kustomize)"
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -49,43 +46,11 @@ def _fail(message: str, code: int = 2) -> typer.Exit:
 # -- reading manifests ---------------------------------------------------------------------------
 
 
-def _read(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise _fail(f"cannot read {path}: {reason}") from exc
-
-
 def _sources(files: Sequence[str], kustomize_dir: str | None, recursive: bool) -> list[tuple[str, str]]:
-    """(source name, text) for every -f/-k given; exits 2 naming the path that cannot be read."""
-    texts: list[tuple[str, str]] = []
-    items = [*files, kustomize_dir] if kustomize_dir else list(files)
-    for item in items:
-        if item == "-":
-            texts.append((manifests.STDIN, sys.stdin.read()))
-            continue
-        path = Path(item)
-        if not path.exists():
-            raise _fail(f'the path "{item}" does not exist')
-        if kustomize.is_kustomization(path):
-            try:
-                texts.append((f"{item}{_KUSTOMIZE_SUFFIX}", kustomize.render(path)))
-            except kustomize.KustomizeError as exc:
-                raise _fail(str(exc)) from exc
-        elif path.is_dir():
-            pattern = "**/*" if recursive else "*"
-            found = sorted(p for p in path.glob(pattern) if p.suffix in (".yaml", ".yml", ".json") and p.is_file())
-            if not found:
-                raise _fail(f'no manifest files (.yaml, .yml, .json) in "{item}"')
-            texts += [(str(p), _read(p)) for p in found]
-        elif path.name in ("kustomization.yaml", "kustomization.yml", "Kustomization"):
-            raise _fail(f"{item} is a Kustomization, not a manifest: check its directory with -k {path.parent}")
-        else:
-            texts.append((item, _read(path)))
-    if not texts:
-        raise _fail("no input: give -f FILE|DIR|- or -k DIR")
-    return texts
+    try:
+        return sources.read_sources(files, kustomize_dir, recursive, "check")
+    except sources.SourceError as exc:
+        raise _fail(str(exc)) from exc
 
 
 def load_documents(
@@ -182,7 +147,7 @@ def _rule_descriptor(rule_id: str) -> dict[str, Any]:
 def _sarif_uri(source: str) -> str:
     if source == manifests.STDIN:
         return "stdin"
-    path = Path(source.removesuffix(_KUSTOMIZE_SUFFIX))
+    path = Path(source.removesuffix(sources.KUSTOMIZE_SUFFIX))
     relative = os.path.relpath(path.resolve(), Path.cwd())
     if relative.startswith(".."):
         return path.resolve().as_uri()

@@ -10,10 +10,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import typer
@@ -22,8 +20,7 @@ from rich.console import Group
 from rich.live import Live
 from rich.text import Text
 
-from funade.adapters import kustomize
-from funade.cli import consoles, render
+from funade.cli import consoles, render, sources
 from funade.cli.client import ApiError, Client
 from funade.core import manifests
 
@@ -82,35 +79,10 @@ def _dump(data: Any, output: str) -> None:
 
 
 def _sources(files: list[str], kustomize_dir: str | None, recursive: bool) -> list[tuple[str, str]]:
-    """(source name, YAML text) for every -f/-k given."""
-    texts: list[tuple[str, str]] = []
-    if kustomize_dir:
-        files = [*files, kustomize_dir]
-    for item in files:
-        if item == "-":
-            texts.append((manifests.STDIN, sys.stdin.read()))
-            continue
-        path = Path(item)
-        if not path.exists():
-            raise _fail(f'the path "{item}" does not exist')
-        if kustomize.is_kustomization(path):
-            try:
-                texts.append((f"{item} (kustomize)", kustomize.render(path)))
-            except kustomize.KustomizeError as exc:
-                raise _fail(str(exc)) from exc
-        elif path.is_dir():
-            pattern = "**/*" if recursive else "*"
-            found = sorted(p for p in path.glob(pattern) if p.suffix in (".yaml", ".yml", ".json") and p.is_file())
-            if not found:
-                raise _fail(f'no manifest files (.yaml, .yml, .json) in "{item}"')
-            texts += [(str(p), p.read_text()) for p in found]
-        elif path.name in ("kustomization.yaml", "kustomization.yml", "Kustomization"):
-            raise _fail(f"{item} is a Kustomization, not a manifest: apply its directory with -k {path.parent}")
-        else:
-            texts.append((item, path.read_text()))
-    if not texts:
-        raise _fail("no input: give -f FILE|DIR|- or -k DIR")
-    return texts
+    try:
+        return sources.read_sources(files, kustomize_dir, recursive, "apply")
+    except sources.SourceError as exc:
+        raise _fail(str(exc)) from exc
 
 
 def load_objects(files: list[str], kustomize_dir: str | None = None, recursive: bool = False) -> list[Obj]:
