@@ -378,7 +378,9 @@ def test_scan_finds_the_advisories_of_a_pushed_image_and_gates_on_them(
     assert sarif["version"] == "2.1.0" and {r["ruleId"] for r in sarif["runs"][0]["results"]} == set(found)
 
 
-def test_a_push_is_scanned_by_the_server_and_cached(stack: Funade, osv_data: None, tmp_path: Path) -> None:
+def test_a_push_is_scanned_by_the_server_and_cached(
+    stack: Funade, sbom_image: str, osv_data: None, tmp_path: Path
+) -> None:
     """With vulnerability data present, the registry's push notification makes the server scan the image."""
     context = tmp_path / "ctx"
     (context / "etc").mkdir(parents=True)
@@ -399,3 +401,10 @@ def test_a_push_is_scanned_by_the_server_and_cached(stack: Funade, osv_data: Non
     assert result["cached"] is True
     (finding,) = [f for f in result["findings"] if f["id"] == "DSA-9999-1"]
     assert finding["installed"] == "2.36-9+deb12u3"
+
+    # it/sbom:1.0.0 was pushed before there was any data: the import made the server scan it too.
+    def earlier() -> dict[str, Any] | None:
+        r = stack.cli("image", "scan", sbom_image, "--cached", "-o", "json", timeout=60)
+        return json.loads(r.stdout) if r.code == 0 else None
+
+    assert {f["id"] for f in wait_until(earlier, 30, "the rescan after the import")["findings"]} >= {"DSA-9999-1"}

@@ -317,6 +317,10 @@ class Api:
         queued = self.scans.pushed(events)
         return JSONResponse({"received": len(events), "new": new, "scansQueued": queued})
 
+    async def scans_refresh(self, request: Request) -> Response:
+        self.scans.refresh()
+        return JSONResponse({"refreshing": True})
+
     async def scan_result(self, request: Request) -> Response:
         q = request.query_params
         registry, repository, digest = q.get("registry"), q.get("repository"), q.get("digest")
@@ -408,6 +412,7 @@ def create_app(home: Path) -> Starlette:
             route("/v1/registry/history", api.registry_history, ["GET"]),
             route("/v1/images/in-use", api.images_in_use, ["GET"]),
             route("/v1/scans", api.scan_result, ["GET"]),
+            route("/v1/scans/refresh", api.scans_refresh, ["POST"]),
         ],
         lifespan=lifespan,
     )

@@ -22,7 +22,7 @@ from rich.table import Table
 
 from funade.adapters import vulndb
 from funade.cli import consoles
-from funade.cli.client import funade_home
+from funade.cli.client import ApiError, Client, funade_home
 
 __all__ = ["app", "parse_age"]
 
@@ -141,6 +141,8 @@ def update(
         _fail(f"{exc}; the vulnerability data was not changed")
     finally:
         db.close()
+    if any(not r.unchanged for r in results):
+        _rescan()
     if output == "json":
         print(json.dumps({"results": [r.to_json() for r in results]}, indent=2, ensure_ascii=False))
         return
@@ -151,6 +153,17 @@ def update(
             resumed = f", resumed at {result.resumed_from} bytes" if result.resumed_from else ""
             consoles.out.print(f"{result.ecosystem}: {_stats_line(result.stats)}{resumed}", highlight=False)
             _print_problems(result.stats.problems)
+
+
+def _rescan() -> None:
+    """Tell a running server the data changed, so stored images are scanned again now (it rechecks anyway)."""
+    client = Client(timeout=5)
+    try:
+        client.post("/v1/scans/refresh", {})
+    except ApiError:
+        pass  # no server: it rescans when it next starts
+    finally:
+        client.close()
 
 
 @db_app.command("import")
@@ -173,6 +186,7 @@ def import_(
         _fail(str(exc))
     finally:
         db.close()
+    _rescan()
     if output == "json":
         print(json.dumps(stats.to_json(), indent=2, ensure_ascii=False))
         return

@@ -27,6 +27,7 @@ __all__ = ["ScanController"]
 
 log = logging.getLogger(__name__)
 RECHECK_SECONDS = 60.0
+_RECHECK = ("", "", "")  # queued by refresh(): scan whatever is stale
 
 
 class ScanController:
@@ -90,14 +91,21 @@ class ScanController:
                     out.append((registry, repository, digest))
         return out
 
+    def refresh(self) -> None:
+        """Look for images to scan again now (new vulnerability data was imported), not at the next recheck."""
+        self._queue.put_nowait(_RECHECK)
+
     async def _loop(self) -> None:
         while True:
             try:
-                registry, repository, digest = await asyncio.wait_for(self._queue.get(), RECHECK_SECONDS)
-                await self._scan_logged(registry, repository, digest)
+                image = await asyncio.wait_for(self._queue.get(), RECHECK_SECONDS)
             except TimeoutError:
-                for image in self.stale():
-                    await self._scan_logged(*image)
+                image = _RECHECK
+            if image == _RECHECK:
+                for stale in self.stale():
+                    await self._scan_logged(*stale)
+            else:
+                await self._scan_logged(*image)
 
     async def _scan_logged(self, registry: str, repository: str, digest: str) -> None:
         try:
