@@ -408,3 +408,40 @@ def test_a_push_is_scanned_by_the_server_and_cached(
         return json.loads(r.stdout) if r.code == 0 else None
 
     assert {f["id"] for f in wait_until(earlier, 30, "the rescan after the import")["findings"]} >= {"DSA-9999-1"}
+
+
+def test_the_gate_refuses_a_vulnerable_or_unscanned_image_and_records_an_override(
+    stack: Funade, sbom_image: str, osv_data: None
+) -> None:
+    reg = registry_of(stack)
+    gated = {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": "it-gated", "annotations": {"funade.io/scan-gate": "HIGH"}},
+    }
+    assert stack.apply("default", gated).code == 0
+
+    def pod(image: str) -> dict[str, Any]:
+        return {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "web"},
+            "spec": {"containers": [{"name": "app", "image": image, "command": ["/bin/true"]}]},
+        }
+
+    wait_until(
+        lambda: stack.cli("image", "scan", sbom_image, "--cached", "-o", "json", timeout=60).code == 0,
+        60,
+        "the server has scanned the image",
+    )
+    refused = stack.apply("it-gated", pod(f"{reg}/{sbom_image}"))
+    assert refused.code != 0 and "refused by the gate of namespace it-gated" in refused.stderr, refused.output
+    assert "DSA-9999-1" in refused.stderr and stack.find("Pod", "it-gated", "web") is None
+    unscanned = stack.apply("it-gated", pod("funade-testapp:1.0.0"))
+    assert unscanned.code != 0 and "has no scan result" in unscanned.stderr, unscanned.output
+    forced = stack.apply("it-gated", pod(f"{reg}/{sbom_image}"), args=("--force-gate", "hotfix approved by ops"))
+    assert forced.code == 0, forced.output
+    assert stack.find("Pod", "it-gated", "web") is not None
+    (event,) = [e for e in stack.events("it-gated") if e["reason"] == "GateOverridden"]
+    assert "hotfix approved by ops" in event["message"] and "DSA-9999-1" in event["message"]
+    assert stack.cli("delete", "namespace", "it-gated", timeout=60).code == 0

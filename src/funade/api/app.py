@@ -24,12 +24,13 @@ import funade
 from funade.adapters.docker import DockerClient
 from funade.adapters.local import ports
 from funade.adapters.local.runtime import ContainerRun
+from funade.adapters.registry.client import RegistryClient, RegistryError
 from funade.adapters.store.sqlite import SqliteStore
 from funade.controller.manager import Manager
 from funade.controller.scans import ScanController
-from funade.core import objects, registryevents, services
-from funade.core.ports import ObjectKey
-from funade.engine import workloads
+from funade.core import objects, oci, registryevents, services
+from funade.core.ports import Event, ObjectKey
+from funade.engine import gate, workloads
 
 __all__ = ["create_app"]
 
@@ -118,6 +119,54 @@ class Api:
 
     # -- routes ---------------------------------------------------------------------
 
+    async def _scan_of(self, image: str) -> Obj | None:
+        """The server's scan result for an image in a loopback registry, else None."""
+        try:
+            ref = oci.parse_reference(image)
+        except ValueError:
+            return None
+        host = ref.registry.rpartition(":")[0] or ref.registry
+        if host not in ("127.0.0.1", "localhost", "[::1]"):
+            return None  # funade scans the pushes of its own registries only
+        try:
+            async with RegistryClient(ref.registry, timeout=5.0, retries=0) as client:
+                found = await client.head_manifest(ref.repository, ref.reference)
+        except RegistryError:
+            return None
+        if found is None:
+            return None
+        return self.store.scan_result(ref.registry, ref.repository, found.digest)
+
+    async def _gate(self, items: list[Obj], namespace: str, override: str | None) -> dict[str, list[str]]:
+        """Refuse the apply when a namespace's gate says no (nothing is stored); the overridden reasons by namespace."""
+        by_namespace: dict[str, list[Obj]] = {}
+        batch = {o["metadata"]["name"]: o for o in items if isinstance(o, dict) and o.get("kind") == "Namespace"}
+        for obj in items:
+            if isinstance(obj, dict) and obj.get("kind") not in workloads.CLUSTER_SCOPED:
+                ns = str((obj.get("metadata") or {}).get("namespace") or namespace)
+                by_namespace.setdefault(ns, []).append(obj)
+        overridden: dict[str, list[str]] = {}
+        for ns, objs in by_namespace.items():
+            try:
+                rules = gate.Gate.of(batch.get(ns) or self.store.get(ObjectKey("Namespace", "", ns)), ns)
+            except gate.GateError as exc:
+                raise workloads.WorkloadError(str(exc), 422) from exc
+            if not rules.active:
+                continue
+            images = sorted({i for obj in objs for i in gate.images_of(obj)})
+            scans = {image: await self._scan_of(image) for image in images} if rules.severity else {}
+            reasons = gate.refusals(rules, objs, scans)
+            if reasons and override is None:
+                raise workloads.WorkloadError(
+                    f"refused by the gate of namespace {ns} (nothing was applied):\n  - "
+                    + "\n  - ".join(reasons)
+                    + "\n(apply --force-gate REASON to override; the override is recorded)",
+                    422,
+                )
+            if reasons:
+                overridden[ns] = reasons
+        return overridden
+
     async def healthz(self, request: Request) -> Response:
         if not self.manager.synced.is_set():
             return JSONResponse({"ok": False, "reason": "first reconcile pass not finished"}, status_code=503)
@@ -148,7 +197,24 @@ class Api:
         items = body.get("objects")
         if not isinstance(items, list):
             raise workloads.WorkloadError('"objects" must be a list', 400)
-        results = self.workloads.apply(items, str(body.get("namespace") or "default"), bool(body.get("dryRun")))
+        namespace = str(body.get("namespace") or "default")
+        override = body.get("forceGate")
+        if override is not None and (not isinstance(override, str) or not override.strip()):
+            raise workloads.WorkloadError('"forceGate" needs a reason', 400)
+        overridden = await self._gate(items, namespace, override)
+        results = self.workloads.apply(items, namespace, bool(body.get("dryRun")))
+        for ns, reasons in overridden.items():
+            self.store.add_event(
+                Event(
+                    time.time(),
+                    ns,
+                    "Namespace",
+                    ns,
+                    "Warning",
+                    "GateOverridden",
+                    f"applied despite the gate ({override}): " + "; ".join(reasons),
+                )
+            )
         if any(r.key.kind in ("ConfigMap", "Secret") and r.action != "unchanged" for r in results):
             self.manager.kubelet.retry_config_errors()
         self.manager.poke()

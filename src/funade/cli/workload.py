@@ -110,13 +110,19 @@ def apply(
     namespace: str = NamespaceOpt,
     dry_run: bool = typer.Option(False, "--dry-run"),
     wait: bool = typer.Option(False, "--wait", help="follow the rollouts this apply started"),
+    force_gate: str | None = typer.Option(
+        None, "--force-gate", help="apply despite the namespace's scan/policy gate; the REASON is recorded"
+    ),
     timeout: float = typer.Option(600.0, "--timeout"),
     output: str = OutputOpt,
 ) -> None:
     """Create or update objects from manifests (multi-document YAML, dirs, kustomize)."""
     objs = load_objects(filename, kustomize_dir, recursive)
     client = _client()
-    result = _call(client.post, "/v1/apply", {"objects": objs, "namespace": namespace, "dryRun": dry_run})
+    request: dict[str, Any] = {"objects": objs, "namespace": namespace, "dryRun": dry_run}
+    if force_gate is not None:
+        request["forceGate"] = force_gate
+    result = _call(client.post, "/v1/apply", request)
     for warning in result.get("warnings", []):
         err.print(f"[yellow]warning:[/yellow] {warning}")
     if output == "json":

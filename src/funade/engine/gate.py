@@ -1,0 +1,111 @@
+"""The deploy gate: what an environment refuses to run, decided before anything is stored.
+
+A namespace opts in with annotations:
+
+- ``funade.io/scan-gate: HIGH`` — every image must have a scan result (the server scans
+  each push) with no finding at or above that severity (``CRITICAL`` or ``HIGH``, …).
+- ``funade.io/policy-profile: production`` — the manifests must pass ``funade policy
+  check`` at the error threshold for that profile (Pod Security restricted, latest or
+  untagged images, replicas, PDB …).
+
+The apply is all or nothing: one refusal and no object is stored. ``--force-gate REASON``
+applies anyway and records who overrode what, and why, as a Warning event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from funade.core import manifests
+from funade.core.policy import Severity
+from funade.core.policy import manifests as policy
+from funade.core.vuln.osv import Level
+
+__all__ = ["POLICY_ANNOTATION", "SCAN_ANNOTATION", "Gate", "GateError", "images_of", "refusals"]
+
+SCAN_ANNOTATION = "funade.io/scan-gate"
+POLICY_ANNOTATION = "funade.io/policy-profile"
+Obj = dict[str, Any]
+
+
+class GateError(ValueError):
+    """A gate annotation funade cannot read; the message names the namespace and the value."""
+
+
+@dataclass(frozen=True)
+class Gate:
+    """One namespace's gate: the lowest blocking severity and the policy profile (None: off)."""
+
+    namespace: str
+    severity: Level | None = None
+    profile: policy.Profile | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.severity is not None or self.profile is not None
+
+    @classmethod
+    def of(cls, namespace: Obj | None, name: str) -> Gate:
+        annotations = ((namespace or {}).get("metadata") or {}).get("annotations") or {}
+        severity = annotations.get(SCAN_ANNOTATION)
+        profile = annotations.get(POLICY_ANNOTATION)
+        try:
+            level = Level(str(severity).upper()) if severity else None
+        except ValueError:
+            raise GateError(
+                f"namespace {name}: {SCAN_ANNOTATION}: {severity!r} is not CRITICAL, HIGH, MEDIUM or LOW"
+            ) from None
+        try:
+            chosen = policy.Profile(str(profile)) if profile else None
+        except ValueError:
+            raise GateError(
+                f"namespace {name}: {POLICY_ANNOTATION}: {profile!r} is not default or production"
+            ) from None
+        return cls(name, level, chosen)
+
+
+def images_of(obj: Obj) -> list[str]:
+    """The container images an object runs (pods and pod templates)."""
+    spec = obj.get("spec") or {}
+    pod = spec.get("template", {}).get("spec") if obj.get("kind") != "Pod" else spec
+    if obj.get("kind") == "CronJob":
+        pod = (((spec.get("jobTemplate") or {}).get("spec") or {}).get("template") or {}).get("spec")
+    if not isinstance(pod, Mapping):
+        return []
+    containers = [*(pod.get("initContainers") or []), *(pod.get("containers") or [])]
+    return [str(c["image"]) for c in containers if isinstance(c, Mapping) and c.get("image")]
+
+
+def refusals(
+    gate: Gate,
+    objects: Sequence[Obj],
+    scans: Mapping[str, Obj | None],
+) -> list[str]:
+    """Why the gate refuses these objects (empty: they may run).
+
+    Args:
+        scans: per image reference, its scan result (``findings`` with ``severity``), or
+            None when there is none (not in a registry funade scans, or not scanned yet).
+    """
+    if not gate.active:
+        return []
+    reasons: list[str] = []
+    if gate.severity is not None:
+        blocking = {level for level in Level if level.rank <= gate.severity.rank and level is not Level.UNKNOWN}
+        for image in sorted({i for obj in objects for i in images_of(obj)}):
+            result = scans.get(image)
+            if result is None:
+                reasons.append(f"image {image} has no scan result (push it to the registry; the server scans pushes)")
+                continue
+            bad = [f for f in result.get("findings") or [] if f.get("severity") in {b.value for b in blocking}]
+            if bad:
+                ids = ", ".join(sorted({str(f["id"]) for f in bad})[:5])
+                reasons.append(f"image {image} has {len(bad)} finding(s) at or above {gate.severity.value} ({ids})")
+    if gate.profile is not None:
+        documents = [manifests.Document(dict(obj), source="<apply>") for obj in objects]
+        for finding in policy.check(documents, gate.profile):
+            if finding.severity is Severity.ERROR:
+                reasons.append(f"policy {gate.profile.value}: {finding.rule} {finding.message}")
+    return reasons
