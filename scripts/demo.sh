@@ -118,6 +118,20 @@ if FUNADE_HOME="$demo_data" run image scan "$registry/legacy:1.0.0" --severity C
   echo "expected the scan gate to fail" >&2; exit 1
 fi
 printf '\033[33m→ exit code 1: the gate stops a deployment of this image\033[0m\n'
+# A namespace can require it: images must have the server's scan on push and no HIGH finding.
+run apply -f - <<YAML
+apiVersion: v1
+kind: Namespace
+metadata: {name: legacy, annotations: {funade.io/scan-gate: HIGH}}
+YAML
+if run apply -n legacy -f - <<YAML
+apiVersion: v1
+kind: Pod
+metadata: {name: legacy}
+spec: {containers: [{name: app, image: "$registry/legacy:1.0.0", command: [/bin/true]}]}
+YAML
+then echo "expected the gate to refuse" >&2; exit 1; fi
+printf '\033[33m→ refused before anything was stored\033[0m\n'
 
 step "6. Registry hygiene: the seed's ECR lifecycle policy, previewed (dated by funade's push records)"
 run registry lifecycle preview --policy examples/shop/ecr-lifecycle-policy.json dev/shop prod/shop
