@@ -97,7 +97,10 @@ def refusals(
         for image in sorted({i for obj in objects for i in images_of(obj)}):
             result = scans.get(image)
             if result is None:
-                reasons.append(f"image {image} has no scan result (push it to the registry; the server scans pushes)")
+                reasons.append(
+                    f"image {image} has no scan result (the server scans what is pushed to its registry, "
+                    "once it has vulnerability data: `funade vuln db update`)"
+                )
                 continue
             bad = [f for f in result.get("findings") or [] if f.get("severity") in {b.value for b in blocking}]
             if bad:
