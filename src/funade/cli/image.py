@@ -24,10 +24,9 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from funade import __version__
 from funade.adapters import buildcontext, git, hadolint
 from funade.adapters.docker import DockerBuilder, DockerClient, DockerError
-from funade.cli import consoles
+from funade.cli import consoles, sarif
 from funade.core import imagebuild, policy, tagging
 from funade.core.policy import Finding, Severity
 from funade.core.policy import dockerfile as rules
@@ -39,9 +38,6 @@ __all__ = ["app", "build_progress", "build_to_json", "findings_table", "size_tab
 app = typer.Typer(help="Container images: lint, build, push, list and promote.", no_args_is_help=True)
 
 _OUTPUTS = ("table", "json", "sarif")
-_STYLES = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "green", Severity.STYLE: "cyan"}
-_SARIF_LEVELS = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note", Severity.STYLE: "note"}
-_SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 _INFO_URI = "https://github.com/hadolint/hadolint"
 
 
@@ -65,7 +61,7 @@ def findings_table(findings: Sequence[Finding]) -> Table:
         table.add_row(
             str(finding.line),
             finding.rule,
-            Text(finding.severity.value, style=_STYLES[finding.severity]),
+            Text(finding.severity.value, style=sarif.STYLES[finding.severity]),
             finding.message,
             finding.fix,
         )
@@ -108,7 +104,7 @@ def _rule_descriptor(rule_id: str, example: Finding) -> dict[str, Any]:
             "shortDescription": {"text": spec.title},
             "fullDescription": {"text": spec.description},
             "help": {"text": spec.fix, "markdown": f"**{spec.title}**\n\n{spec.description}\n\nFix: {spec.fix}"},
-            "defaultConfiguration": {"level": _SARIF_LEVELS[spec.severity]},
+            "defaultConfiguration": {"level": sarif.LEVELS[spec.severity]},
             "properties": {"tags": ["dockerfile", "funade"]},
         }
     return {
@@ -117,7 +113,7 @@ def _rule_descriptor(rule_id: str, example: Finding) -> dict[str, Any]:
         "shortDescription": {"text": example.message or rule_id},
         "help": {"text": f"See {example.fix}", "markdown": f"See [{rule_id}]({example.fix})"},
         "helpUri": example.fix,
-        "defaultConfiguration": {"level": _SARIF_LEVELS[example.severity]},
+        "defaultConfiguration": {"level": sarif.LEVELS[example.severity]},
         "properties": {"tags": ["dockerfile", "hadolint" if rule_id.startswith("DL") else "shellcheck"]},
     }
 
@@ -140,7 +136,7 @@ def to_sarif(uri: str, findings: Sequence[Finding]) -> dict[str, Any]:
         {
             "ruleId": f.rule,
             "ruleIndex": index[f.rule],
-            "level": _SARIF_LEVELS[f.severity],
+            "level": sarif.LEVELS[f.severity],
             "message": {"text": f.message},
             "locations": [
                 {
@@ -154,23 +150,7 @@ def to_sarif(uri: str, findings: Sequence[Finding]) -> dict[str, Any]:
         }
         for f in findings
     ]
-    return {
-        "$schema": _SARIF_SCHEMA,
-        "version": "2.1.0",
-        "runs": [
-            {
-                "tool": {
-                    "driver": {
-                        "name": "funade",
-                        "version": __version__,
-                        "informationUri": _INFO_URI,
-                        "rules": [_rule_descriptor(rule_id, examples[rule_id]) for rule_id in order],
-                    }
-                },
-                "results": results,
-            }
-        ],
-    }
+    return sarif.log([_rule_descriptor(rule_id, examples[rule_id]) for rule_id in order], results, _INFO_URI)
 
 
 # -- the command --------------------------------------------------------------------------------------

@@ -363,8 +363,8 @@ def sbom(
                             "purl": p.purl,
                             "source": p.source_name,
                             "sourceVersion": p.source_version,
-                        "arch": p.arch,
-                        "licenses": list(p.licenses),
+                            "arch": p.arch,
+                            "licenses": list(p.licenses),
                             "layer": p.layer,
                             "path": p.path,
                         }

@@ -18,8 +18,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from funade import __version__
-from funade.cli import consoles, sources
+from funade.cli import consoles, sarif, sources
 from funade.core import manifests
 from funade.core import policy as core_policy
 from funade.core.policy import Severity
@@ -32,9 +31,6 @@ app = typer.Typer(help="Policy checks over Kubernetes manifests.", no_args_is_he
 
 _OUTPUTS = ("table", "json", "sarif")
 _THRESHOLDS = ("error", "warning", "info", "none")
-_STYLES = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "green", Severity.STYLE: "cyan"}
-_SARIF_LEVELS = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "note", Severity.STYLE: "note"}
-_SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 _INFO_URI = "https://kubernetes.io/docs/concepts/security/pod-security-standards/"
 
 
@@ -81,7 +77,7 @@ def findings_table(findings: Sequence[ManifestFinding]) -> Table:
         table.add_row(
             f"{finding.source}:{finding.line}",
             finding.rule,
-            Text(finding.severity.value, style=_STYLES[finding.severity]),
+            Text(finding.severity.value, style=sarif.STYLES[finding.severity]),
             finding.message,
             finding.fix,
         )
@@ -135,7 +131,7 @@ def _rule_descriptor(rule_id: str) -> dict[str, Any]:
         "shortDescription": {"text": spec.title},
         "fullDescription": {"text": spec.description},
         "help": {"text": spec.fix, "markdown": markdown},
-        "defaultConfiguration": {"level": _SARIF_LEVELS[spec.severity]},
+        "defaultConfiguration": {"level": sarif.LEVELS[spec.severity]},
         "properties": {
             "tags": ["kubernetes", "funade", *(["production"] if spec.production_only else [])],
             "control": spec.control,
@@ -162,7 +158,7 @@ def to_sarif(findings: Sequence[ManifestFinding]) -> dict[str, Any]:
         {
             "ruleId": f.rule,
             "ruleIndex": index[f.rule],
-            "level": _SARIF_LEVELS[f.severity],
+            "level": sarif.LEVELS[f.severity],
             "message": {"text": f.message},
             "locations": [
                 {
@@ -177,23 +173,7 @@ def to_sarif(findings: Sequence[ManifestFinding]) -> dict[str, Any]:
         }
         for f in findings
     ]
-    return {
-        "$schema": _SARIF_SCHEMA,
-        "version": "2.1.0",
-        "runs": [
-            {
-                "tool": {
-                    "driver": {
-                        "name": "funade",
-                        "version": __version__,
-                        "informationUri": _INFO_URI,
-                        "rules": [_rule_descriptor(rule_id) for rule_id in order],
-                    }
-                },
-                "results": results,
-            }
-        ],
-    }
+    return sarif.log([_rule_descriptor(rule_id) for rule_id in order], results, _INFO_URI)
 
 
 # -- the command ---------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from rich.text import Text
 from funade.adapters import vulndb
 from funade.adapters.registry.client import RegistryError
 from funade.adapters.vulndb import VulnDB
-from funade.cli import consoles, registries
+from funade.cli import consoles, registries, sarif
 from funade.cli.client import ApiError, Client, funade_home
 from funade.core import oci
 from funade.core import sbom as sbom_core
@@ -103,18 +103,7 @@ def to_sarif(image: str, findings: Sequence[scan_engine.Finding]) -> dict[str, A
                 ],
             }
         )
-    return {
-        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
-        "version": "2.1.0",
-        "runs": [
-            {
-                "tool": {
-                    "driver": {"name": "funade", "informationUri": "https://osv.dev", "rules": list(rules.values())}
-                },
-                "results": results,
-            }
-        ],
-    }
+    return sarif.log(list(rules.values()), results, "https://osv.dev")
 
 
 def _ignore_rules(paths: Sequence[Path]) -> list[ignore.IgnoreRule]:
