@@ -13,7 +13,7 @@ from typing import Any
 
 from rich.console import Console
 
-__all__ = ["guarded"]
+__all__ = ["guarded", "testapp_deployment"]
 
 
 @contextlib.contextmanager
@@ -61,3 +61,34 @@ def guarded(
             finally:
                 signal.signal(signal.SIGINT, old)
     return outcome, code
+
+
+def testapp_deployment(
+    name: str, namespace: str, replicas: int, image: str, startup_delay: str, port: int = 8080
+) -> dict[str, Any]:
+    """A Deployment of the test app: surge 1, unavailable 0, a 1 s readiness probe, a named http port."""
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "app",
+                            "image": image,
+                            "imagePullPolicy": "IfNotPresent",
+                            "env": [{"name": "STARTUP_DELAY", "value": startup_delay}],
+                            "ports": [{"name": "http", "containerPort": port}],
+                            "readinessProbe": {"httpGet": {"path": "/ready", "port": port}, "periodSeconds": 1},
+                        }
+                    ]
+                },
+            },
+        },
+    }

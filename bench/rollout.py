@@ -44,7 +44,7 @@ from typing import Any
 
 import httpx
 import yaml
-from harness import guarded
+from harness import guarded, testapp_deployment
 from rich.console import Console
 from rich.table import Table
 
@@ -152,34 +152,7 @@ def manifest(namespace: str, replicas: int, image: str) -> list[Obj]:
     """A Namespace and a Deployment of the test app with a 1 s readiness probe."""
     return [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": DEPLOYMENT, "namespace": namespace},
-            "spec": {
-                "replicas": replicas,
-                "selector": {"matchLabels": {"app": DEPLOYMENT}},
-                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
-                "template": {
-                    "metadata": {"labels": {"app": DEPLOYMENT}},
-                    "spec": {
-                        "containers": [
-                            {
-                                "name": "app",
-                                "image": image,
-                                "imagePullPolicy": "IfNotPresent",
-                                "env": [{"name": "STARTUP_DELAY", "value": STARTUP_DELAY}],
-                                "ports": [{"containerPort": APP_PORT}],
-                                "readinessProbe": {
-                                    "httpGet": {"path": "/ready", "port": APP_PORT},
-                                    "periodSeconds": 1,
-                                },
-                            }
-                        ]
-                    },
-                },
-            },
-        },
+        testapp_deployment(DEPLOYMENT, namespace, replicas, image, STARTUP_DELAY, APP_PORT),
     ]
 
 

@@ -50,7 +50,7 @@ from typing import Any
 
 import httpx
 import yaml
-from harness import guarded
+from harness import guarded, testapp_deployment
 from rich.console import Console
 from rich.table import Table
 
@@ -451,34 +451,7 @@ def manifest(image: str, node_port: int) -> list[Obj]:
     """A Namespace, the Deployment (3 replicas, surge 1, unavailable 0) and its NodePort Service."""
     return [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}},
-        {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": NAME, "namespace": NAMESPACE},
-            "spec": {
-                "replicas": REPLICAS,
-                "selector": {"matchLabels": {"app": NAME}},
-                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}},
-                "template": {
-                    "metadata": {"labels": {"app": NAME}},
-                    "spec": {
-                        "containers": [
-                            {
-                                "name": "app",
-                                "image": image,
-                                "imagePullPolicy": "IfNotPresent",
-                                "env": [{"name": "STARTUP_DELAY", "value": STARTUP_DELAY}],
-                                "ports": [{"name": "http", "containerPort": APP_PORT}],
-                                "readinessProbe": {
-                                    "httpGet": {"path": "/ready", "port": APP_PORT},
-                                    "periodSeconds": 1,
-                                },
-                            }
-                        ]
-                    },
-                },
-            },
-        },
+        testapp_deployment(NAME, NAMESPACE, REPLICAS, image, STARTUP_DELAY, APP_PORT),
         {
             "apiVersion": "v1",
             "kind": "Service",
