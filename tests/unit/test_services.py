@@ -169,12 +169,26 @@ def test_drain_waits_for_in_flight_requests_then_returns(tmp_path: Path) -> None
     c.proxy.set_sessions(backend, server, 1)
     c.pods = [pod("web-a", "10.0.0.1", deletionTimestamp="2026-11-28T00:00:00Z")]
 
+    polls = 0
+    servers = c.proxy.servers
+
+    async def counted() -> list[traffic.ServerStatus]:
+        nonlocal polls
+        polls += 1
+        return await servers()
+
+    c.proxy.servers = counted  # type: ignore[method-assign]
+
     async def scenario() -> tuple[bool, traffic.EndpointState]:
         task = asyncio.create_task(c.controller.drain("default", "web-a", time.time() + 10))
-        while c.proxy.plane is None or c.proxy.plane.listeners[0].pools[0].endpoints[0].state is READY:
-            await asyncio.sleep(0.01)
+
+        async def asked_three_times() -> None:
+            while polls < 3:  # the drain has looked at HAProxy's sessions three times
+                await asyncio.sleep(0)
+
+        await asyncio.wait_for(asked_three_times(), 5)
+        assert c.proxy.plane is not None
         state = c.proxy.plane.listeners[0].pools[0].endpoints[0].state
-        await asyncio.sleep(0.2)
         waiting = not task.done()  # a request is still in flight
         c.proxy.set_sessions(backend, server, 0)
         await asyncio.wait_for(task, 5)
