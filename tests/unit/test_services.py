@@ -38,6 +38,38 @@ def pod(name: str, ip: str, *, app: str = "web", ns: str = "default", ready: boo
     }
 
 
+def test_a_subset_can_be_another_services_endpoints() -> None:
+    """The canary Service beside the stable one: the stable listener splits between both Services' pods."""
+    ref, routing = services.split_routing(
+        split(
+            service="web-stable",
+            subsets=[{"name": "stable", "service": "web-stable"}, {"name": "canary", "service": "web-canary"}],
+            weights={"stable": 75, "canary": 25},
+        )
+    )
+    stable = services.parse(service("web-stable", ns="shop", selector={"app": "web", "h": "1"}))
+    canary = services.parse(
+        service("web-canary", ns="shop", selector={"app": "web", "h": "2"}, ports=[{"port": 81, "targetPort": 8080}])
+    )
+    pods = [
+        {
+            **pod("web-1", "10.0.0.1", ns="shop"),
+            "metadata": {"name": "web-1", "namespace": "shop", "labels": {"app": "web", "h": "1"}},
+        },
+        {
+            **pod("web-2", "10.0.0.2", ns="shop"),
+            "metadata": {"name": "web-2", "namespace": "shop", "labels": {"app": "web", "h": "2"}},
+        },
+    ]
+    plane = services.plane([(stable, {"80/TCP": 30001}), (canary, {"81/TCP": 30002})], pods, {ref: routing})
+    listener = next(lis for lis in plane.listeners if lis.port == 30001)
+    pools = {p.name: [e.name for e in p.endpoints] for p in listener.pools}
+    # The stable Service's own endpoints are only the stable pod; the canary pool is borrowed (other port number).
+    assert pools == {"all": ["web-1-8080"], "stable": ["web-1-8080"], "canary": ["web-2-8080"]}
+    with pytest.raises(services.ServiceError, match=r"subsets\[0\]: needs labels or a service"):
+        services.split_routing(split(subsets=[{"name": "x"}]))
+
+
 @pytest.mark.parametrize(
     ("spec", "message"),
     [

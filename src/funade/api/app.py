@@ -30,7 +30,7 @@ from funade.controller.manager import Manager
 from funade.controller.scans import ScanController
 from funade.core import objects, oci, registryevents, services
 from funade.core.ports import Event, ObjectKey
-from funade.engine import gate, workloads
+from funade.engine import gate, rollouts, workloads
 
 __all__ = ["create_app"]
 
@@ -52,6 +52,7 @@ class Api:
         self.manager = Manager(self.store, self.docker, home)
         self.workloads = workloads.Workloads(self.store, port_free=ports.loopback_port_free)
         self.scans = ScanController(self.store, home)
+        self.rollouts = rollouts.Rollouts(self.store)
 
     async def start(self) -> None:
         self.workloads.ensure_default_namespace()
@@ -324,6 +325,32 @@ class Api:
         self.manager.poke()
         return JSONResponse({"object": obj})
 
+    async def argo_rollout(self, request: Request) -> Response:
+        """`funade rollout get|promote|abort|retry|undo` on an Argo Rollout."""
+        ns, name, verb = (request.path_params[k] for k in ("namespace", "name", "verb"))
+        body = await self._json(request) if request.method == "POST" else {}
+        try:
+            if verb == "view" and request.method == "GET":
+                return JSONResponse(self.rollouts.view(ns, name, self.manager.pod_views(ns)))
+            if request.method != "POST":
+                return _error(f"{verb}: use POST", 405)
+            if verb == "promote":
+                obj = self.rollouts.promote(ns, name, full=bool(body.get("full")))
+            elif verb == "abort":
+                obj = self.rollouts.abort(ns, name)
+            elif verb == "retry":
+                obj = self.rollouts.retry(ns, name)
+            elif verb == "undo":
+                obj, revision = self.rollouts.undo(ns, name, body.get("toRevision"))
+                self.manager.poke()
+                return JSONResponse({"object": obj, "revision": revision})
+            else:
+                return _error(f"unknown rollout verb {verb!r}", 404)
+        except rollouts.RolloutOpError as exc:
+            return _error(str(exc), exc.status)
+        self.manager.poke()
+        return JSONResponse({"object": obj})
+
     async def _runs_of(self, request: Request) -> tuple[list[ContainerRun], str]:
         """The runs of the container a request names (``?container=``; the only one by default)."""
         ns, name = request.path_params["namespace"], request.path_params["name"]
@@ -472,6 +499,7 @@ def create_app(home: Path) -> Starlette:
             route("/v1/objects/{kind}/{namespace}/{name}", api.delete_object, ["DELETE"]),
             route("/v1/scale/{kind}/{namespace}/{name}", api.scale, ["POST"]),
             route("/v1/rollout/{namespace}/{name}/{verb}", api.rollout, ["GET", "POST"]),
+            route("/v1/rollouts/{namespace}/{name}/{verb}", api.argo_rollout, ["GET", "POST"]),
             route("/v1/logs/{namespace}/{name}", api.logs, ["GET"]),
             route("/v1/exec/{namespace}/{name}", api.exec_target, ["GET"]),
             route("/v1/registry/events", api.registry_events, ["POST"]),

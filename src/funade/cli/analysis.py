@@ -13,7 +13,6 @@ import json
 import signal
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import typer
 import yaml
@@ -27,7 +26,7 @@ from funade.core import analysis
 from funade.core.analysis import AnalysisState, Measurement, Phase
 from funade.engine import analysis as analysis_engine
 
-__all__ = ["app", "measurement_line", "state_to_json"]
+__all__ = ["app", "measurement_line"]
 
 app = typer.Typer(help="Analysis: run AnalysisTemplates against Prometheus and web metrics.", no_args_is_help=True)
 
@@ -63,40 +62,6 @@ def measurement_line(metric: str, measurement: Measurement, state: AnalysisState
         line.append(f"  {measurement.message}")
     line.append(counts, style="dim")
     return line
-
-
-def state_to_json(state: AnalysisState) -> dict[str, Any]:
-    """The run's status in Argo's AnalysisRun ``status`` layout."""
-    return {
-        "phase": state.phase.value,
-        "message": state.message,
-        "startedAt": state.started_at.isoformat() if state.started_at else None,
-        "metricResults": [
-            {
-                "name": r.name,
-                "phase": r.phase.value,
-                "count": r.count,
-                "successful": r.successful,
-                "failed": r.failed,
-                "inconclusive": r.inconclusive,
-                "error": r.error,
-                "consecutiveError": r.consecutive_error,
-                "dryRun": r.dry_run,
-                "message": r.message,
-                "measurements": [
-                    {
-                        "phase": m.phase.value,
-                        "startedAt": m.started_at.isoformat(),
-                        "finishedAt": m.finished_at.isoformat() if m.finished_at else None,
-                        "value": m.value,
-                        "message": m.message,
-                    }
-                    for m in r.measurements
-                ],
-            }
-            for r in state.results
-        ],
-    }
 
 
 def _templates(files: list[Path], count: int | None, interval: str | None) -> list[analysis.AnalysisTemplate]:
@@ -167,7 +132,7 @@ def run_command(
     for original, embedded in metrics.mapped.items():
         consoles.err.print(f"note: {original} was served by the embedded Prometheus at {embedded}", highlight=False)
     if output == "json":
-        print(json.dumps(state_to_json(state), indent=2, default=str))
+        print(json.dumps(analysis.status_of(state), indent=2, default=str))
     else:
         final = Text("analysis ")
         final.append(state.phase.value, style=_STYLES.get(state.phase, "bold"))

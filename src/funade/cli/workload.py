@@ -20,7 +20,7 @@ from rich.console import Group
 from rich.live import Live
 from rich.text import Text
 
-from funade.cli import consoles, render, sources
+from funade.cli import consoles, render, rollouts, sources
 from funade.cli.client import ApiError, Client
 from funade.core import manifests
 
@@ -430,7 +430,11 @@ def scale(
 
 # -- rollout -----------------------------------------------------------------------------
 
-rollout_app = typer.Typer(help="Manage the rollout of a Deployment.", no_args_is_help=True)
+rollout_app = typer.Typer(
+    help="Manage rollouts: of a Deployment (status, history, undo, restart, pause, resume) "
+    "or of an Argo Rollout (get, promote, abort, retry, undo rollout/NAME).",
+    no_args_is_help=True,
+)
 
 
 def _deployment_ref(ref: str, name: str | None) -> str:
@@ -546,6 +550,10 @@ def rollout_undo(
     output: str = OutputOpt,
 ) -> None:
     """Roll back to the previous (or a given) revision; it runs again as a new revision."""
+    kind, n = _ref(ref, name)
+    if kind == "Rollout" and n:
+        rollouts.undo(n, namespace, to_revision or None, output)
+        return
     result = _verb("undo", ref, name, namespace, output, {"toRevision": to_revision or None})
     if output != "json":
         console.print(
@@ -597,4 +605,5 @@ def register(app: typer.Typer) -> None:
     for command in (apply, get, describe, delete, logs, events, scale):
         app.command()(command)
     app.command("exec")(exec_)
+    rollouts.register(rollout_app)
     app.add_typer(rollout_app, name="rollout")

@@ -18,12 +18,15 @@ from typing import Any
 from funade.adapters.docker import Docker, DockerError, DockerUnavailable
 from funade.adapters.haproxy import HAProxy
 from funade.adapters.local.runtime import LocalRuntime
+from funade.adapters.metrics import LocalMetrics
 from funade.adapters.prometheus.server import PrometheusServer, Target
+from funade.controller.analysisruns import AnalysisRunController
 from funade.controller.kubelet import Kubelet, PodWorker
+from funade.controller.rollouts import RolloutController
 from funade.controller.services import ServiceController
 from funade.controller.workloads import WorkloadController
 from funade.core import services, traffic
-from funade.core.ports import Store
+from funade.core.ports import Metrics, Store
 
 __all__ = ["Manager"]
 
@@ -44,6 +47,12 @@ def _scrape_into(home: Path) -> Callable[[list[services.ScrapeTarget]], object]:
     return scrape
 
 
+def _metrics(home: Path) -> Metrics:
+    """Analysis providers; in-cluster Prometheus addresses go to this home's Prometheus when it runs."""
+    prometheus = PrometheusServer.of_home(home)
+    return LocalMetrics(prometheus.url if prometheus.status().running else None)
+
+
 class Manager:
     """Runs the local target's controllers in the server's event loop."""
 
@@ -53,6 +62,8 @@ class Manager:
         self.runtime = LocalRuntime(docker, home)
         self.kubelet = Kubelet(self.runtime, store, self.poke, drain=self._drain)
         self.workloads = WorkloadController(store, self.kubelet)
+        self.rollouts = RolloutController(store, self.workloads.view, self.poke)
+        self.analysis_runs = AnalysisRunController(store, lambda: _metrics(home), self.poke)
         self.services = ServiceController(
             store, proxy or HAProxy(home), lambda: self.pod_views(None), scrape=_scrape_into(home)
         )
@@ -77,6 +88,7 @@ class Manager:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        await self.analysis_runs.stop()
         await self.kubelet.stop()
         await self.runtime.close()
 
@@ -105,7 +117,9 @@ class Manager:
                     continue
             try:
                 await self.docker.ping()  # so `funade status` tells when the Engine goes away
+                await self.rollouts.reconcile()
                 await self.workloads.reconcile()
+                await self.analysis_runs.reconcile()
                 await self.services.reconcile()
                 self.passes += 1
                 if not self.synced.is_set():

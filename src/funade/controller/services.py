@@ -133,9 +133,7 @@ class ServiceController:
             return
         while time.time() < deadline:
             try:
-                busy = [
-                    s for s in await self.proxy.servers() if (s.backend, s.server) in mine and s.sessions > 0
-                ]
+                busy = [s for s in await self.proxy.servers() if (s.backend, s.server) in mine and s.sessions > 0]
             except Exception:  # HAProxy gone: nothing to wait for
                 return
             if not busy:

@@ -94,8 +94,11 @@ class WorkloadController:
                 await self.kubelet.create_pod(pod)
 
     def _collect_garbage(self) -> None:
-        """Delete what lost its owner: ReplicaSets of deleted Deployments, their pods."""
-        deployments = {d["metadata"]["uid"] for d in self.store.list_objects("Deployment")}
+        """Delete what lost its owner: ReplicaSets of deleted Deployments and Rollouts, their pods."""
+        # ReplicaSets belong to Deployments or to Rollouts (controller/rollouts.py).
+        deployments = {
+            d["metadata"]["uid"] for kind in ("Deployment", "Rollout") for d in self.store.list_objects(kind)
+        }
         replicasets = {}
         for rs in self.store.list_objects("ReplicaSet"):
             owner = _owner_uid(rs)
@@ -245,7 +248,8 @@ class WorkloadController:
             },
         }
 
-    def _view(self, rs: Obj) -> rolling.Revision:
+    def view(self, rs: Obj) -> rolling.Revision:
+        """A ReplicaSet as the rollout arithmetic sees it: desired replicas and its pods' counts."""
         pods = self._pods_of(rs)
         ready, available = self._counts(rs, pods)
         return rolling.Revision(
@@ -310,8 +314,8 @@ class WorkloadController:
             surge, unavailable = 0, 0  # Recreate: Available means every replica is available
 
         if new is not None:
-            new_view = self._view(new)
-            old_views = [self._view(rs) for rs in old_rs]
+            new_view = self.view(new)
+            old_views = [self.view(rs) for rs in old_rs]
             if paused:
                 decisions = []
             elif strategy.get("type") == "Recreate":
@@ -322,12 +326,12 @@ class WorkloadController:
             for decision in decisions:
                 self._set_replicas(by_name[decision.name], decision.replicas, deployment)
             if decisions:
-                new_view = self._view(new)
-                old_views = [self._view(rs) for rs in old_rs]
+                new_view = self.view(new)
+                old_views = [self.view(rs) for rs in old_rs]
             complete = rolling.is_complete(desired, new_view, old_views)
         else:
             new_view = None
-            old_views = [self._view(rs) for rs in old_rs]
+            old_views = [self.view(rs) for rs in old_rs]
             complete = False
 
         views = ([new_view] if new_view else []) + old_views

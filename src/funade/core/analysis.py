@@ -67,6 +67,7 @@ __all__ = [
     "phase",
     "record",
     "start",
+    "status_of",
     "substitute",
     "terminate",
 ]
@@ -1070,3 +1071,37 @@ def _trim(run: AnalysisRun, state: AnalysisState) -> AnalysisState:
         over = len(result.measurements) > limit
         trimmed.append(replace(result, measurements=result.measurements[-limit:]) if over else result)
     return replace(state, results=tuple(trimmed))
+
+
+def status_of(state: AnalysisState) -> dict[str, object]:
+    """The run's status in Argo's AnalysisRun ``status`` layout."""
+    return {
+        "phase": state.phase.value,
+        "message": state.message,
+        "startedAt": state.started_at.isoformat() if state.started_at else None,
+        "metricResults": [
+            {
+                "name": r.name,
+                "phase": r.phase.value,
+                "count": r.count,
+                "successful": r.successful,
+                "failed": r.failed,
+                "inconclusive": r.inconclusive,
+                "error": r.error,
+                "consecutiveError": r.consecutive_error,
+                "dryRun": r.dry_run,
+                "message": r.message,
+                "measurements": [
+                    {
+                        "phase": m.phase.value,
+                        "startedAt": m.started_at.isoformat(),
+                        "finishedAt": m.finished_at.isoformat() if m.finished_at else None,
+                        "value": m.value,
+                        "message": m.message,
+                    }
+                    for m in r.measurements
+                ],
+            }
+            for r in state.results
+        ],
+    }

@@ -57,9 +57,12 @@ __all__ = [
     "aborted_message",
     "parse",
     "parse_duration_seconds",
+    "pod_template",
     "progress",
     "promote",
     "retry",
+    "status_from_dict",
+    "status_to_dict",
     "undo",
     "weight_to_replicas",
 ]
@@ -423,6 +426,83 @@ class RolloutStatus:
         """A unique AnalysisRun name for ``kind`` of the current revision."""
         seq = self.run_seq + 1
         return replace(self, run_seq=seq), f"{rollout}-{self.current_hash}-{seq}-{kind}"
+
+
+def _time(value: object) -> datetime | None:
+    return datetime.fromisoformat(value) if isinstance(value, str) and value else None
+
+
+def status_to_dict(status: RolloutStatus) -> dict[str, object]:
+    """The status as JSON-able data, for the engine to persist (read back with :func:`status_from_dict`)."""
+    return {
+        "currentHash": status.current_hash,
+        "stableHash": status.stable_hash,
+        "stepIndex": status.step_index,
+        "pauseConditions": [
+            {"reason": c.reason.value, "startTime": c.started_at.isoformat()} for c in status.pause_conditions
+        ],
+        "controllerPause": status.controller_pause,
+        "abort": status.abort,
+        "abortedAt": status.aborted_at.isoformat() if status.aborted_at else None,
+        "abortReason": status.abort_reason,
+        "promoteFull": status.promote_full,
+        "stepRun": status.step_run,
+        "backgroundRun": status.background_run,
+        "preRun": status.pre_run,
+        "postRun": status.post_run,
+        "runSeq": status.run_seq,
+        "activeHash": status.active_hash,
+        "previewHash": status.preview_hash,
+        "previewCheckpoint": status.preview_checkpoint,
+        "scaleDownAt": [[h, at.isoformat()] for h, at in status.scale_down_at],
+        "progressAt": status.progress_at.isoformat() if status.progress_at else None,
+        "progressMark": list(status.progress_mark),
+    }
+
+
+def status_from_dict(raw: Mapping[str, object]) -> RolloutStatus:
+    """Read what :func:`status_to_dict` wrote; fields it lacks take their defaults."""
+
+    def opt(key: str) -> str | None:
+        value = raw.get(key)
+        return value if isinstance(value, str) else None
+
+    def int_of(key: str) -> int:
+        value = raw.get(key)
+        return value if isinstance(value, int) else 0
+
+    pauses = []
+    for item in raw.get("pauseConditions") or []:  # type: ignore[attr-defined]
+        started = _time(item.get("startTime"))
+        if started is not None:
+            pauses.append(PauseCondition(PauseReason(item["reason"]), started))
+    deadlines = []
+    for revision, at in raw.get("scaleDownAt") or []:  # type: ignore[attr-defined]
+        when = _time(at)
+        if when is not None:
+            deadlines.append((str(revision), when))
+    return RolloutStatus(
+        current_hash=opt("currentHash") or "",
+        stable_hash=opt("stableHash") or "",
+        step_index=int_of("stepIndex"),
+        pause_conditions=tuple(pauses),
+        controller_pause=bool(raw.get("controllerPause")),
+        abort=bool(raw.get("abort")),
+        aborted_at=_time(raw.get("abortedAt")),
+        abort_reason=opt("abortReason") or "",
+        promote_full=bool(raw.get("promoteFull")),
+        step_run=opt("stepRun"),
+        background_run=opt("backgroundRun"),
+        pre_run=opt("preRun"),
+        post_run=opt("postRun"),
+        run_seq=int_of("runSeq"),
+        active_hash=opt("activeHash") or "",
+        preview_hash=opt("previewHash") or "",
+        preview_checkpoint=bool(raw.get("previewCheckpoint")),
+        scale_down_at=tuple(deadlines),
+        progress_at=_time(raw.get("progressAt")),
+        progress_mark=tuple(int(v) for v in raw.get("progressMark") or []),  # type: ignore[attr-defined]
+    )
 
 
 def aborted_message(reason: str) -> str:
@@ -884,6 +964,32 @@ def parse(doc: Mapping[str, object]) -> Rollout:
 
 
 # ---------------------------------------------------------------------------- shared by the step machines
+
+
+def pod_template(rollout: Rollout, template: Mapping[str, object]) -> dict[str, object]:
+    """The pod template validated and defaulted as the API server does for a Deployment's.
+
+    Raises:
+        RolloutError: naming the field under ``spec.template``.
+    """
+    from pydantic import ValidationError
+
+    from funade.core import manifests, objects  # the typed Kubernetes models; imported here to keep parse() light
+
+    wrapper = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": rollout.name, "namespace": rollout.namespace},
+        "spec": {"selector": {"matchLabels": dict(rollout.selector)}, "template": template},
+    }
+    try:
+        spec = objects.to_dict(objects.parse(wrapper))["spec"]
+    except ValidationError as exc:
+        issues = manifests.validation_issues(exc, wrapper)
+        raise RolloutError("; ".join(f"{manifests.format_path(p)}: {m}" for p, m in issues)) from None
+    except ValueError as exc:
+        raise RolloutError(f"spec.template: {exc}") from None
+    return dict(spec["template"])
 
 
 def weight_to_replicas(replicas: int, weight: int) -> int:

@@ -305,10 +305,16 @@ def endpoints_object(service: ServiceSpec, views: Mapping[str, Sequence[Endpoint
 
 @dataclass(frozen=True)
 class Subset:
-    """A named part of a Service's endpoints: the pods that also carry ``labels`` (an Istio subset)."""
+    """A named part of a Service's endpoints: the pods that also carry ``labels`` (an Istio subset).
+
+    With ``service``, the subset is drawn from the endpoints of that other Service of the
+    same namespace instead (a canary Service beside the stable one, as a canary Ingress or
+    a VirtualService with two hosts splits between them).
+    """
 
     name: str
     labels: Mapping[str, str]
+    service: str | None = None
 
 
 @dataclass(frozen=True)
@@ -378,6 +384,7 @@ def plane(
     """
     routing = routing or {}
     by_name = {str(p["metadata"]["name"]): p for p in pods}
+    by_ref = {service.ref: service for service, _ in services}
     listeners = []
     for service, ports in sorted(services, key=lambda s: s[0].ref):
         backing = endpoints(service, pods)
@@ -389,6 +396,10 @@ def plane(
             everything = [traffic.Endpoint(f"{e.pod}-{e.port}", e.ip, e.port, e.state) for e in backing[port.key]]
             pools = [traffic.Pool("all", tuple(everything))]
             for subset in rules.subsets:
+                if subset.service is not None:
+                    other = by_ref.get(f"{service.namespace}/{subset.service}")
+                    pools.append(traffic.Pool(subset.name, _borrowed(other, port, pods) if other else ()))
+                    continue
                 selector = {"matchLabels": dict(subset.labels)}
                 members = tuple(
                     e
@@ -410,6 +421,18 @@ def plane(
                 )
             )
     return traffic.DataPlane(tuple(listeners))
+
+
+def _borrowed(other: ServiceSpec, port: ServicePort, pods: Sequence[Obj]) -> tuple[traffic.Endpoint, ...]:
+    """Endpoints of ``other`` for the port matching ``port`` (same name, else same number, else its first)."""
+    match = (
+        next((p for p in other.ports if port.name and p.name == port.name), None)
+        or next((p for p in other.ports if p.port == port.port), None)
+        or other.ports[0]
+    )
+    return tuple(
+        traffic.Endpoint(f"{e.pod}-{e.port}", e.ip, e.port, e.state) for e in endpoints(other, pods)[match.key]
+    )
 
 
 # -- TrafficSplit: funade's own routing object, and what the rollout controller drives ---------------
@@ -443,7 +466,8 @@ def _split_match(raw: object, at: str) -> traffic.Match:
 def split_routing(obj: Obj) -> tuple[str, Routing]:
     """The Service a TrafficSplit routes (``namespace/name``) and its Routing.
 
-    ``spec``: ``service``; ``subsets`` (name and pod ``labels``); ``weights`` by subset
+    ``spec``: ``service``; ``subsets`` (name and pod ``labels``, or the ``service`` whose
+    endpoints form the subset); ``weights`` by subset
     (``all`` means every endpoint); ``headerRoutes`` in order, each ``match`` (headers or
     cookies, exact / prefix / regex) sending to one ``subset`` before the weights apply.
 
@@ -464,12 +488,17 @@ def split_routing(obj: Obj) -> tuple[str, Routing]:
         raise ServiceError(f"{where}: spec.service: the name of a Service in the same namespace")
     subsets = []
     for i, raw in enumerate(spec.get("subsets") or []):
-        labels = raw.get("labels") if isinstance(raw, Mapping) else None
+        labels = raw.get("labels", {}) if isinstance(raw, Mapping) else None
+        other = raw.get("service") if isinstance(raw, Mapping) else None
         if not isinstance(raw, Mapping) or not isinstance(raw.get("name"), str) or not isinstance(labels, Mapping):
-            raise ServiceError(f"{where}: spec.subsets[{i}]: needs a name and labels")
+            raise ServiceError(f"{where}: spec.subsets[{i}]: needs a name and labels (or a service)")
         if raw["name"] == "all":
             raise ServiceError(f"{where}: spec.subsets[{i}].name: 'all' means every endpoint; choose another name")
-        subsets.append(Subset(raw["name"], {str(k): str(v) for k, v in labels.items()}))
+        if other is None and not labels:
+            raise ServiceError(f"{where}: spec.subsets[{i}]: needs labels or a service")
+        if other is not None and (not isinstance(other, str) or not other):
+            raise ServiceError(f"{where}: spec.subsets[{i}].service: the name of a Service in the same namespace")
+        subsets.append(Subset(raw["name"], {str(k): str(v) for k, v in labels.items()}, other))
     names = {s.name for s in subsets} | {"all"}
     weights = spec.get("weights") or {"all": 100}
     if not isinstance(weights, Mapping):

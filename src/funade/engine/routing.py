@@ -59,6 +59,25 @@ class TrafficRouter:
         }
         return self._put(namespace, service, spec)
 
+    def set_split(
+        self,
+        namespace: str,
+        service: str,
+        subsets: Sequence[Obj],
+        weights: Mapping[str, int],
+        header_routes: Sequence[Obj] = (),
+    ) -> Obj:
+        """Write the whole split at once: subsets (``labels`` or another ``service``), weights and header routes."""
+        current = (self.get(namespace, service) or {}).get("spec") or {}
+        spec = {
+            "subsets": [dict(s) for s in subsets],
+            "weights": dict(weights),
+            "headerRoutes": [dict(r) for r in header_routes],
+        }
+        if current == {"service": service, **spec}:
+            return self.get(namespace, service) or {}
+        return self._put(namespace, service, spec)
+
     def set_header_route(self, namespace: str, service: str, name: str, match: Sequence[Obj], subset: str) -> Obj:
         """Send requests matching ``match`` (headers/cookies conditions) to ``subset``, before the weights."""
         current = dict((self.get(namespace, service) or {}).get("spec") or {})

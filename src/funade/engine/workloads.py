@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from funade.core import istio, localtarget, manifests, objects, revisions, selectors, services
+from funade.core import istio, localtarget, manifests, objects, revisions, rollout, selectors, services
 from funade.core.ports import Event, ObjectKey, Store
 
 __all__ = [
@@ -185,6 +185,16 @@ def _default_namespace(obj: Obj, namespace: str) -> Obj:
     return obj
 
 
+def _check_rollout(obj: Obj, key: ObjectKey) -> None:
+    """Refuse a Rollout Argo would refuse (or funade cannot run), naming the field."""
+    try:
+        parsed = rollout.parse(obj)
+        if parsed.template is not None:
+            rollout.pod_template(parsed, parsed.template)
+    except rollout.RolloutError as exc:
+        raise WorkloadError(f"{key}: {exc}") from exc
+
+
 class Workloads:
     """Desired-state changes of workload objects."""
 
@@ -228,6 +238,8 @@ class Workloads:
                 name = raw.get("metadata", {}).get("name", "?")
                 raise WorkloadError(f"{raw.get('kind', '?')} {name}: {exc}") from exc
             key = ObjectKey.of(obj)
+            if key.kind == "Rollout":
+                _check_rollout(obj, key)
             if key in seen:
                 raise WorkloadError(f"{key} appears twice in the input")
             seen.add(key)
