@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import time
 from collections.abc import AsyncIterator
@@ -21,22 +22,29 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 import funade
+from funade.adapters import kustomize, notify
 from funade.adapters.docker import DockerClient
+from funade.adapters.gitsource import GitSource
 from funade.adapters.local import ports
 from funade.adapters.local.runtime import ContainerRun
 from funade.adapters.registry.client import RegistryClient, RegistryError
 from funade.adapters.store.sqlite import SqliteStore
+from funade.api.apps import AppsApi
+from funade.controller.apps import AppController
 from funade.controller.manager import Manager
 from funade.controller.scans import ScanController
 from funade.core import objects, oci, registryevents, services
 from funade.core.ports import Event, ObjectKey
-from funade.engine import gate, rollouts, workloads
+from funade.engine import gate, gitops, rollouts, workloads
+from funade.engine.render import Renderer
 
 __all__ = ["create_app"]
 
 Obj = dict[str, Any]
 NOT_RUNNABLE = "not runnable on the local target"
 
+
+log = logging.getLogger(__name__)
 
 def _error(message: str, status: int) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
@@ -53,13 +61,32 @@ class Api:
         self.workloads = workloads.Workloads(self.store, port_free=ports.loopback_port_free)
         self.scans = ScanController(self.store, home)
         self.rollouts = rollouts.Rollouts(self.store)
+        source = GitSource(home / "git")
+        self.gitops_apps = gitops.Apps(self.store, source, Renderer(source, kustomize=kustomize.render))
+        try:
+            services = notify.load_services(home)
+        except notify.ConfigError as exc:
+            log.warning("notifications are off: %s", exc)
+            services = {}
+        self.notifier = notify.Notifier(services)
+        self.gitops = AppController(self.store, self.gitops_apps, source, sender=self.notifier)
+        self._gitops_wake = asyncio.Event()
+        self._gitops_task: asyncio.Task[None] | None = None
+        self.apps = AppsApi(self.store, self.gitops_apps, self.gitops, self._gitops_wake, home)
 
     async def start(self) -> None:
         self.workloads.ensure_default_namespace()
         await self.manager.start()
         await self.scans.start()
+        self._gitops_task = asyncio.create_task(self.gitops.run(self._gitops_wake), name="gitops")
 
     async def stop(self) -> None:
+        if self._gitops_task is not None:
+            self._gitops_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._gitops_task
+        await self.gitops.stop()
+        await self.notifier.aclose()
         await self.scans.stop()
         await self.manager.stop()
         await self.docker.close()
@@ -480,6 +507,10 @@ def create_app(home: Path) -> Starlette:
             response: Response = await handler(request)
         except workloads.WorkloadError as exc:
             return _error(str(exc), exc.status)
+        except LookupError as exc:  # an Application that does not exist
+            return _error(str(exc).strip("'\""), 404)
+        except ValueError as exc:  # a request body that is not what the route takes
+            return _error(str(exc), 400)
         return response
 
     def route(path: str, handler: Any, methods: list[str]) -> Route:
@@ -500,6 +531,16 @@ def create_app(home: Path) -> Starlette:
             route("/v1/scale/{kind}/{namespace}/{name}", api.scale, ["POST"]),
             route("/v1/rollout/{namespace}/{name}/{verb}", api.rollout, ["GET", "POST"]),
             route("/v1/rollouts/{namespace}/{name}/{verb}", api.argo_rollout, ["GET", "POST"]),
+            route("/v1/apps", api.apps.create, ["POST"]),
+            route("/v1/apps", api.apps.list, ["GET"]),
+            route("/v1/apps/{name}", api.apps.get, ["GET"]),
+            route("/v1/apps/{name}", api.apps.delete, ["DELETE"]),
+            route("/v1/apps/{name}/diff", api.apps.diff, ["GET"]),
+            route("/v1/apps/{name}/sync", api.apps.sync, ["POST"]),
+            route("/v1/apps/{name}/rollback", api.apps.rollback, ["POST"]),
+            route("/v1/apps/{name}/refresh", api.apps.refresh, ["POST"]),
+            route("/v1/apps/{name}/set", api.apps.set_policy, ["POST"]),
+            route("/api/webhook", api.apps.webhook, ["POST"]),
             route("/v1/logs/{namespace}/{name}", api.logs, ["GET"]),
             route("/v1/exec/{namespace}/{name}", api.exec_target, ["GET"]),
             route("/v1/registry/events", api.registry_events, ["POST"]),

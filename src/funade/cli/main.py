@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from funade.cli import analysis, image, imagestore, policy, registry, scan, server, vuln, workload
+from funade.cli import analysis, apps, image, imagestore, policy, registry, scan, server, vuln, workload
 
 __all__ = ["app", "main"]
 
@@ -22,6 +22,7 @@ scan.register(image.app)
 app.add_typer(image.app, name="image")
 app.add_typer(registry.app, name="registry")
 app.add_typer(analysis.app, name="analysis")
+app.add_typer(apps.app, name="app")
 app.add_typer(vuln.app, name="vuln")
 app.add_typer(policy.app, name="policy")
 

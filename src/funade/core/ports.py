@@ -55,6 +55,10 @@ class Store(Protocol):
 
     def list_objects(self, kind: str, namespace: str | None = None) -> list[Obj]: ...
 
+    def kinds(self) -> list[str]:
+        """The kinds of the stored objects."""
+        ...
+
     def put_many(self, objs: Sequence[Obj]) -> list[tuple[Obj, str]]:
         """Create or update objects in one transaction.
 

@@ -1,0 +1,1 @@
+"""GitOps: Argo CD-compatible Applications, webhooks and notifications as pure data."""
