@@ -193,3 +193,36 @@ def test_a_rollout_with_a_typo_is_refused_naming_the_field(funade: Funade, ns: s
     assert r.code != 0
     assert "spec.template.spec.containers[0].imagee" in r.output, r.output
     assert funade.find("Rollout", ns, "typo") is None
+
+
+def test_a_job_metric_runs_a_pod_to_completion(funade: Funade, ns: str) -> None:
+    """Argo's job provider: Successful when the Job's pod exits 0, Failed once backoffLimit is spent."""
+
+    def run(name: str, script: str) -> Obj:
+        container = {"name": "check", "image": V1, "command": ["/bin/sh", "-c", script]}
+        return {
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "AnalysisRun",
+            "metadata": {"name": name},
+            "spec": {
+                "metrics": [
+                    {
+                        "name": "smoke",
+                        "provider": {
+                            "job": {"spec": {"backoffLimit": 1, "template": {"spec": {"containers": [container]}}}}
+                        },
+                    }
+                ]
+            },
+        }
+
+    assert funade.apply(ns, run("job-ok", "exit 0"), run("job-bad", "echo broken; exit 3")).code == 0
+
+    def phase(name: str) -> str | None:
+        return (funade.obj("AnalysisRun", ns, name).get("status") or {}).get("phase")
+
+    funade.wait_until(lambda: phase("job-ok") == "Successful", 90, "the good job's run Successful", namespace=ns)
+    funade.wait_until(lambda: phase("job-bad") == "Failed", 90, "the bad job's run Failed", namespace=ns)
+    bad = funade.obj("AnalysisRun", ns, "job-bad")["status"]["metricResults"][0]
+    assert "backoffLimit (1)" in bad["measurements"][-1]["message"], bad
+    funade.wait_until(lambda: not funade.pods(ns, "analysisrun"), 30, "the job pods removed", namespace=ns)

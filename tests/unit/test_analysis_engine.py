@@ -65,9 +65,7 @@ def test_the_seed_template_fails_on_the_fourth_bad_measurement_a_minute_apart() 
     clock = Clock()
     metrics = FakeMetrics([[0.5]] * 4 + [[1.0]] * 6)
     seen: list[Phase] = []
-    state = asyncio.run(
-        engine.run(seed_run(10), metrics, clock, lambda name, m, s: seen.append(m.phase), clock.sleep)
-    )
+    state = asyncio.run(engine.run(seed_run(10), metrics, clock, lambda name, m, s: seen.append(m.phase), clock.sleep))
     assert state.phase is Phase.FAILED and "failureLimit (3)" in state.message
     assert seen == [Phase.FAILED] * 4
     assert clock.slept == [60.0, 60.0, 60.0]  # interval 60s
@@ -120,3 +118,49 @@ def test_json_path_errors_say_where() -> None:
         read_json_path({"data": {}}, "{$.data.missing}")
     with pytest.raises(MetricsError, match="start with"):
         read_json_path({}, "data.ok")
+
+
+class JobMetrics(FakeMetrics):
+    """Jobs that succeed or fail as scripted."""
+
+    def __init__(self, outcomes: Sequence[bool]) -> None:
+        super().__init__([])
+        self.outcomes = list(outcomes)
+        self.jobs: list[str] = []
+
+    async def job(self, metric: str, spec: object, metadata: object) -> MetricAnswer:
+        self.jobs.append(metric)
+        ok = self.outcomes.pop(0)
+        return MetricAnswer(ok, detail="job pod succeeded" if ok else "backoffLimit reached")
+
+
+def job_run(count: int) -> analysis.AnalysisRun:
+    doc = {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "AnalysisTemplate",
+        "metadata": {"name": "smoke"},
+        "spec": {
+            "metrics": [
+                {
+                    "name": "smoke",
+                    "count": count,
+                    "interval": "5s",
+                    "provider": {
+                        "job": {"spec": {"template": {"spec": {"containers": [{"name": "t", "image": "x"}]}}}}
+                    },
+                }
+            ]
+        },
+    }
+    return analysis.new_run([analysis.parse_template(doc)], name="job")
+
+
+def test_a_job_metric_is_successful_when_the_job_succeeds_and_failed_when_it_fails() -> None:
+    clock = Clock()
+    good = asyncio.run(engine.run(job_run(2), JobMetrics([True, True]), clock, sleep=clock.sleep))
+    assert good.phase is Phase.SUCCESSFUL
+    bad = asyncio.run(engine.run(job_run(2), JobMetrics([True, False]), clock, sleep=clock.sleep))
+    assert bad.phase is Phase.FAILED
+    (result,) = bad.results
+    assert [m.phase for m in result.measurements] == [Phase.SUCCESSFUL, Phase.FAILED]
+    assert result.measurements[-1].message == "backoffLimit reached"

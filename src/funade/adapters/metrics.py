@@ -11,7 +11,8 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -85,6 +86,10 @@ class LocalMetrics:
             return MetricAnswer(condition_result(answer))
         except PrometheusError as exc:
             raise MetricsError(f"prometheus at {target}: {exc}") from exc
+
+    async def job(self, metric: str, spec: Mapping[str, Any], metadata: Mapping[str, Any]) -> MetricAnswer:
+        """Jobs run as pods on the target: only the funade server (its AnalysisRun controller) runs them."""
+        raise MetricsError(f"metric {metric}: the job provider runs in the funade server (apply an AnalysisRun)")
 
     async def web(
         self,

@@ -7,6 +7,11 @@ same thing. ``spec.terminate: true`` (written by the rollout controller when a s
 skipped or the rollout aborts) stops the task, which then records the phase Argo gives a
 terminated run. A run that cannot be read completes at once as Error, with the reason.
 
+A ``job`` metric runs the Job's pod template as a bare Pod in the run's namespace until it
+completes (``backoffLimit`` retries, default 6, and ``activeDeadlineSeconds`` as Kubernetes
+counts them); the measurement is Successful when a pod succeeded and Failed when the Job
+gave up, as with Argo's job provider.
+
 After a server restart a run still in progress starts measuring again from the
 beginning: measurements are cheap and the decisions only need the phase.
 """
@@ -15,14 +20,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from funade.core import analysis
-from funade.core.ports import Event, Metrics, ObjectKey, Store
+from funade.core import analysis, objects
+from funade.core.ports import Event, MetricAnswer, Metrics, MetricsError, ObjectKey, Store
 from funade.engine import analysis as analysis_engine
 
 __all__ = ["KIND", "AnalysisRunController"]
@@ -31,6 +37,8 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 
 KIND = "AnalysisRun"
+JOB_TIMEOUT = 600.0
+"""Seconds a job metric may run when its Job sets no activeDeadlineSeconds."""
 _DONE = {p.value for p in analysis.Phase if p.completed}
 
 
@@ -38,13 +46,106 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+class _RunMetrics:
+    """The providers for one run: Prometheus and web as given, jobs as pods beside the run."""
+
+    def __init__(
+        self,
+        base: Metrics,
+        store: Store,
+        pod_phase: Callable[[str, str], str | None],
+        run: Obj,
+        poke: Callable[[], None],
+    ) -> None:
+        self.base = base
+        self.store = store
+        self.pod_phase = pod_phase
+        self.run = run
+        self.poke = poke
+        self.seq = 0
+
+    async def prometheus(
+        self, address: str, query: str, timeout: float | None, headers: Sequence[tuple[str, str]]
+    ) -> MetricAnswer:
+        return await self.base.prometheus(address, query, timeout, headers)
+
+    async def web(
+        self,
+        url: str,
+        method: str,
+        headers: Sequence[tuple[str, str]],
+        body: str | None,
+        json_path: str | None,
+        timeout: float,
+    ) -> MetricAnswer:
+        return await self.base.web(url, method, headers, body, json_path, timeout)
+
+    async def job(self, metric: str, spec: Mapping[str, Any], metadata: Mapping[str, Any]) -> MetricAnswer:
+        template = spec.get("template")
+        if not isinstance(template, Mapping) or not isinstance(template.get("spec"), Mapping):
+            raise MetricsError(f"metric {metric}: provider.job.spec.template.spec is required")
+        pod_spec = json.loads(json.dumps(template["spec"]))
+        policy = pod_spec.setdefault("restartPolicy", "Never")
+        if policy not in ("Never", "OnFailure"):
+            raise MetricsError(f"metric {metric}: a Job's restartPolicy must be Never or OnFailure, not {policy}")
+        pod_spec["restartPolicy"] = "Never"  # each failed attempt is a new pod, counted against backoffLimit
+        backoff = int(spec.get("backoffLimit", 6))
+        deadline = time.monotonic() + float(spec.get("activeDeadlineSeconds") or JOB_TIMEOUT)
+        meta = self.run["metadata"]
+        namespace = meta.get("namespace", "default")
+        failures = 0
+        while True:
+            self.seq += 1
+            name = f"{meta['name']}-{metric}-{self.seq}".lower()[-63:].lstrip("-.")
+            labels = {**((template.get("metadata") or {}).get("labels") or {}), "analysisrun": meta["name"][:63]}
+            pod = {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": name, "namespace": namespace, "labels": labels},
+                "spec": pod_spec,
+            }
+            try:
+                parsed = objects.to_dict(objects.parse(pod))
+            except ValueError as exc:
+                raise MetricsError(f"metric {metric}: the job's pod template: {exc}") from None
+            self.store.put_many([parsed])
+            self.poke()
+            try:
+                phase = await self._wait(namespace, name, deadline)
+            finally:
+                self.store.delete(ObjectKey("Pod", namespace, name))
+            if phase == "Succeeded":
+                return MetricAnswer(True, detail=f"job pod {name} succeeded")
+            if phase is None:
+                return MetricAnswer(False, detail=f"job did not complete within its deadline (pod {name})")
+            failures += 1
+            if failures > backoff:
+                return MetricAnswer(False, detail=f"job failed: backoffLimit ({backoff}) reached, last pod {name}")
+
+    async def _wait(self, namespace: str, name: str, deadline: float) -> str | None:
+        while time.monotonic() < deadline:
+            phase = self.pod_phase(namespace, name)
+            if phase in ("Succeeded", "Failed"):
+                return phase
+            await asyncio.sleep(0.5)
+        return None
+
+
 class AnalysisRunController:
     """Runs stored AnalysisRuns to completion, one task each."""
 
-    def __init__(self, store: Store, metrics: Callable[[], Metrics], poke: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        metrics: Callable[[], Metrics],
+        poke: Callable[[], None],
+        pod_phase: Callable[[str, str], str | None] = lambda namespace, name: None,
+    ) -> None:
+        """``pod_phase`` tells the phase of a pod the kubelet runs (job metrics), None while it has none."""
         self.store = store
         self.metrics = metrics
         self.poke = poke
+        self.pod_phase = pod_phase
         self._tasks: dict[str, tuple[asyncio.Task[None], asyncio.Event]] = {}
 
     @staticmethod
@@ -110,7 +211,8 @@ class AnalysisRunController:
             self._write(obj, analysis.status_of(state))
 
         try:
-            state = await analysis_engine.run(run, self.metrics(), _now, record, stop=stop)
+            providers = _RunMetrics(self.metrics(), self.store, self.pod_phase, obj, self.poke)
+            state = await analysis_engine.run(run, providers, _now, record, stop=stop)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a provider bug must not leave the run Running forever

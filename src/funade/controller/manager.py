@@ -63,7 +63,7 @@ class Manager:
         self.kubelet = Kubelet(self.runtime, store, self.poke, drain=self._drain)
         self.workloads = WorkloadController(store, self.kubelet)
         self.rollouts = RolloutController(store, self.workloads.view, self.poke)
-        self.analysis_runs = AnalysisRunController(store, lambda: _metrics(home), self.poke)
+        self.analysis_runs = AnalysisRunController(store, lambda: _metrics(home), self.poke, self._pod_phase)
         self.services = ServiceController(
             store, proxy or HAProxy(home), lambda: self.pod_views(None), scrape=_scrape_into(home)
         )
@@ -135,6 +135,10 @@ class Manager:
 
     async def _drain(self, worker: PodWorker, deadline: float) -> None:
         await self.services.drain(worker.namespace, worker.name, deadline)
+
+    def _pod_phase(self, namespace: str, name: str) -> str | None:
+        worker = self.find_pod(namespace, name)
+        return str(worker.status.get("phase")) if worker is not None and worker.status.get("phase") else None
 
     # -- reads for the API ------------------------------------------------------------
 

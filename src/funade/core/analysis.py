@@ -56,6 +56,7 @@ __all__ = [
     "WebProvider",
     "errored",
     "evaluate",
+    "job_measurement",
     "measure",
     "merge_templates",
     "new_run",
@@ -770,6 +771,11 @@ def measure(metric: Metric, result: object, started_at: datetime, finished_at: d
     """A completed measurement of ``result`` assessed against the metric's conditions."""
     assessed, message = evaluate(metric, result)
     return Measurement(assessed, started_at, finished_at, result, message)
+
+
+def job_measurement(succeeded: bool, message: str, started_at: datetime, finished_at: datetime) -> Measurement:
+    """A job metric's measurement: Successful when the Job completed, Failed when it failed (Argo's job provider)."""
+    return Measurement(Phase.SUCCESSFUL if succeeded else Phase.FAILED, started_at, finished_at, succeeded, message)
 
 
 def errored(message: str, started_at: datetime, finished_at: datetime) -> Measurement:

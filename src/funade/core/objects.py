@@ -41,6 +41,7 @@ from funade.core import intstr, quantity, selectors
 from funade.core.manifests import Document, FieldError, error_from_validation
 
 __all__ = [
+    "CLUSTER_SCOPED",
     "RUNNABLE_KINDS",
     "TYPED_KINDS",
     "AppArmorProfile",
@@ -123,6 +124,28 @@ _IANA_SVC_NAME = re.compile(r"[-a-z0-9]+")
 _ENV_VAR_NAME = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*")
 _CONFIG_KEY = re.compile(r"[-._a-zA-Z0-9]+")
 _MAX_CONFIG_BYTES = 1024 * 1024
+
+
+CLUSTER_SCOPED = frozenset(
+    {
+        "APIService",
+        "ClusterAnalysisTemplate",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "CustomResourceDefinition",
+        "IngressClass",
+        "MutatingWebhookConfiguration",
+        "Namespace",
+        "Node",
+        "PersistentVolume",
+        "PodSecurityPolicy",
+        "PriorityClass",
+        "RuntimeClass",
+        "StorageClass",
+        "ValidatingWebhookConfiguration",
+    }
+)
+"""Kinds without a namespace (what API discovery would say; the local target has a fixed list)."""
 
 
 def dns1123_label_error(value: str) -> str | None:

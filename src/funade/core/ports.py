@@ -5,7 +5,7 @@ Adapters implement these Protocols; unit tests use the in-memory fakes beside th
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -148,7 +148,7 @@ class MetricAnswer:
 
 
 class Metrics(Protocol):
-    """The analysis providers: Prometheus queries and web requests (errors raise ``MetricsError``)."""
+    """The analysis providers: Prometheus queries, web requests and jobs (errors raise ``MetricsError``)."""
 
     async def prometheus(
         self, address: str, query: str, timeout: float | None, headers: Sequence[tuple[str, str]]
@@ -163,6 +163,10 @@ class Metrics(Protocol):
         json_path: str | None,
         timeout: float,
     ) -> MetricAnswer: ...
+
+    async def job(self, metric: str, spec: Mapping[str, Any], metadata: Mapping[str, Any]) -> MetricAnswer:
+        """Run the Job ``spec`` to completion: ``result`` True when it succeeded, False when it failed."""
+        ...
 
 
 class MetricsError(Exception):

@@ -1,7 +1,7 @@
 """Running an AnalysisRun: take the measurements the pure state machine asks for, until it completes.
 
 :mod:`funade.core.analysis` decides what is due and what each value means; this use case
-asks the providers (Prometheus, web) through the :class:`~funade.core.ports.Metrics` seam,
+asks the providers (Prometheus, web, job) through the :class:`~funade.core.ports.Metrics` seam,
 records each measurement, and sleeps until the next one is due. A provider that fails
 is an Error measurement (retried after 10 s, as Argo does); a query without data is a
 plain Inconclusive "no data for query …", never a silent stall.
@@ -37,7 +37,7 @@ async def _ask(metrics: Metrics, metric: Metric) -> MetricAnswer:
             provider.json_path,
             float(provider.timeout_seconds),
         )
-    raise MetricsError("the job provider is not run by funade yet")
+    return await metrics.job(metric.name, provider.spec, provider.metadata)
 
 
 async def measure_once(metrics: Metrics, metric: Metric, clock: Clock) -> Measurement:
@@ -47,6 +47,8 @@ async def measure_once(metrics: Metrics, metric: Metric, clock: Clock) -> Measur
         answer = await _ask(metrics, metric)
     except MetricsError as exc:
         return analysis.errored(str(exc), started, clock())
+    if isinstance(metric.provider, analysis.JobProvider):
+        return analysis.job_measurement(answer.result is True, answer.detail, started, clock())
     if answer.no_data:
         return analysis.no_data(answer.detail, started, clock())
     return analysis.measure(metric, answer.result, started, clock())

@@ -179,11 +179,8 @@ class Apps:
         except diff.DiffError as exc:
             return Comparison(app, revision=sha, error=str(exc), deps=rendered.deps)
         by_key = {diff.ResourceKey.of(o): o for o in live}
-        healths = [
-            health.assess(by_key[d.key], local=True) if d.key in by_key else health.Health(health.HealthStatus.MISSING)
-            for d in diffs
-            if not d.requires_pruning
-        ]
+        wanted = {diff.ResourceKey.of(o): o for o in desired}
+        pairs = [(wanted.get(d.key), by_key.get(d.key)) for d in diffs if not d.requires_pruning]
         return Comparison(
             app=app,
             revision=sha,
@@ -191,7 +188,7 @@ class Apps:
             live=tuple(live),
             diffs=tuple(diffs),
             sync=diff.app_sync_status(diffs),
-            health=health.aggregate(healths),
+            health=health.app_health(pairs, local=True),
             deps=rendered.deps,
             source_type=source_type,
         )
@@ -204,7 +201,7 @@ class Apps:
     def _placed(cls, app: application.Application, obj: Obj) -> Obj:
         """Manifests without a namespace go to the destination's (cluster-scoped kinds have none)."""
         meta = obj["metadata"]
-        if obj.get("kind") in workloads.CLUSTER_SCOPED or obj.get("kind") in diff.CLUSTER_SCOPED_KINDS:
+        if obj.get("kind") in workloads.CLUSTER_SCOPED:
             meta.pop("namespace", None)
         elif not meta.get("namespace"):
             meta["namespace"] = cls._namespace(app)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from funade.core import istio, localtarget, manifests, objects, revisions, rollout, selectors, services
+from funade.core.gitops import application, appset
 from funade.core.ports import Event, ObjectKey, Store
 
 __all__ = [
@@ -28,23 +29,7 @@ __all__ = [
 
 Obj = dict[str, Any]
 
-CLUSTER_SCOPED = frozenset(
-    {
-        "Namespace",
-        "Node",
-        "PersistentVolume",
-        "StorageClass",
-        "ClusterRole",
-        "ClusterRoleBinding",
-        "CustomResourceDefinition",
-        "PriorityClass",
-        "ClusterAnalysisTemplate",
-        "IngressClass",
-        "MutatingWebhookConfiguration",
-        "ValidatingWebhookConfiguration",
-        "RuntimeClass",
-    }
-)
+CLUSTER_SCOPED = objects.CLUSTER_SCOPED
 
 _ALIASES = {
     "po": "Pod",
@@ -185,13 +170,18 @@ def _default_namespace(obj: Obj, namespace: str) -> Obj:
     return obj
 
 
-def _check_rollout(obj: Obj, key: ObjectKey) -> None:
-    """Refuse a Rollout Argo would refuse (or funade cannot run), naming the field."""
+def _check_argo(obj: Obj, key: ObjectKey) -> None:
+    """Refuse a Rollout, Application or ApplicationSet Argo would refuse (or funade cannot run), naming the field."""
     try:
-        parsed = rollout.parse(obj)
-        if parsed.template is not None:
-            rollout.pod_template(parsed, parsed.template)
-    except rollout.RolloutError as exc:
+        if key.kind == "Rollout":
+            parsed = rollout.parse(obj)
+            if parsed.template is not None:
+                rollout.pod_template(parsed, parsed.template)
+        elif key.kind == "Application":
+            application.parse(obj)
+        else:
+            appset.parse(obj)
+    except (rollout.RolloutError, application.ApplicationError, appset.ApplicationSetError) as exc:
         raise WorkloadError(f"{key}: {exc}") from exc
 
 
@@ -238,8 +228,8 @@ class Workloads:
                 name = raw.get("metadata", {}).get("name", "?")
                 raise WorkloadError(f"{raw.get('kind', '?')} {name}: {exc}") from exc
             key = ObjectKey.of(obj)
-            if key.kind == "Rollout":
-                _check_rollout(obj, key)
+            if key.kind in ("Rollout", "Application", "ApplicationSet"):
+                _check_argo(obj, key)
             if key in seen:
                 raise WorkloadError(f"{key} appears twice in the input")
             seen.add(key)

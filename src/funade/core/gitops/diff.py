@@ -107,26 +107,8 @@ _TARGET_OWNED_METADATA = (
     "selfLink",
 )
 
-CLUSTER_SCOPED_KINDS = frozenset(
-    {
-        "APIService",
-        "ClusterAnalysisTemplate",
-        "ClusterRole",
-        "ClusterRoleBinding",
-        "CustomResourceDefinition",
-        "IngressClass",
-        "MutatingWebhookConfiguration",
-        "Namespace",
-        "Node",
-        "PersistentVolume",
-        "PodSecurityPolicy",
-        "PriorityClass",
-        "RuntimeClass",
-        "StorageClass",
-        "ValidatingWebhookConfiguration",
-    }
-)
-"""Kinds without a namespace (what API discovery tells Argo CD; the local target has no discovery)."""
+CLUSTER_SCOPED_KINDS = objects.CLUSTER_SCOPED
+"""Kinds without a namespace (:data:`funade.core.objects.CLUSTER_SCOPED`)."""
 
 _HOOK_TYPES = frozenset({"PreSync", "Sync", "PostSync", "SyncFail", "Skip", "PreDelete", "PostDelete"})
 _HELM_HOOK_TYPES = frozenset({"pre-install", "pre-upgrade", "post-install", "post-upgrade"})
