@@ -160,11 +160,10 @@ class AppsApi:
         return JSONResponse({"id": entry["id"], "revision": entry["revision"], "note": note})
 
     async def refresh(self, request: Request) -> Response:
-        name = request.path_params["name"]
-        self._get(name)
-        self.controller.refresh(name)
-        self.wake.set()
-        return JSONResponse({"refreshing": name})
+        """Fetch git and compare now; answers with the Application as compared."""
+        obj = self._get(request.path_params["name"])
+        await self.controller.refresh_now(obj)
+        return JSONResponse(self._get(obj["metadata"]["name"]))
 
     async def set_policy(self, request: Request) -> Response:
         obj = self._get(request.path_params["name"])

@@ -200,16 +200,10 @@ def get(
     console.print(app_view(obj))
 
 
-def _refresh_and_wait(name: str, timeout: float = 60.0) -> Obj:
-    before = ((_call("GET", f"/v1/apps/{name}").get("status") or {}).get("reconciledAt")) or ""
-    _call("POST", f"/v1/apps/{name}/refresh")
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        obj: Obj = _call("GET", f"/v1/apps/{name}")
-        if ((obj.get("status") or {}).get("reconciledAt") or "") > before:
-            return obj
-        time.sleep(0.2)
-    raise _fail(f"application {name} was not compared again within {timeout:.0f}s")
+def _refresh_and_wait(name: str) -> Obj:
+    """Fetch git and compare now; the server answers once the comparison is written."""
+    result: Obj = _call("POST", f"/v1/apps/{name}/refresh")
+    return result
 
 
 @app.command("refresh")
@@ -225,6 +219,10 @@ def refresh(name: str, output: str = OutputOpt) -> None:
         f"at {str((status.get('sync') or {}).get('revision'))[:7]}",
         highlight=False,
     )
+    for condition in status.get("conditions") or []:
+        if condition.get("type") == "ComparisonError":
+            err.print(f"[red]ComparisonError:[/red] {condition.get('message')}", highlight=False)
+            raise typer.Exit(1)
 
 
 @app.command("diff")

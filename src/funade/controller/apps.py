@@ -36,6 +36,7 @@ from funade.core.gitops import application as appmodel
 from funade.core.gitops import appset, diff, notify, plan
 from funade.core.ports import Event, ObjectKey, Store
 from funade.engine.gitops import APP_KIND, APP_NAMESPACE, Apps, Comparison, with_revision
+from funade.engine.workloads import WorkloadError
 
 __all__ = ["PARALLEL_SYNCS", "POLL_SECONDS", "SUSPENDED", "AppController"]
 
@@ -88,6 +89,13 @@ class AppController:
     def refresh(self, name: str) -> None:
         """Fetch git and compare again on the next pass (webhook, `app refresh`)."""
         self._state.setdefault(name, _AppState()).refresh = True
+
+    async def refresh_now(self, obj: Obj) -> None:
+        """Fetch git and compare this app now (`app refresh` waits for it); auto-sync may follow."""
+        name = obj["metadata"]["name"]
+        self._state.setdefault(name, _AppState()).refresh = True
+        live = (await asyncio.to_thread(self.apps.live_index)).get(name, [])
+        await self._app(obj, live)
 
     def comparison(self, name: str) -> Comparison | None:
         state = self._state.get(name)
@@ -343,8 +351,14 @@ class AppController:
         removed = []
         if cascade:
             app = appmodel.parse(obj)
-            for live in self.apps.live_objects(app):
-                self.apps.workloads.delete(ObjectKey.of(live))
+            # Reverse sync order: workloads before Services and ConfigMaps, Namespaces last.
+            doomed = sorted(self.apps.live_objects(app), key=lambda o: -plan.kind_rank(str(o.get("kind"))))
+            for live in doomed:
+                try:
+                    self.apps.workloads.delete(ObjectKey.of(live))
+                except WorkloadError as exc:
+                    if exc.status != 404:  # gone already (its namespace took it)
+                        raise
                 removed.append(f"{live['kind']}/{live['metadata']['name']}")
         self.store.delete(ObjectKey.of(obj))
         return removed
