@@ -218,3 +218,20 @@ def test_subscribers_hear_about_a_successful_sync_once(w: World) -> None:
     asyncio.run(passes(4))
     assert [(n.trigger.value, d.recipient) for n, d in sender.sent] == [("on-sync-succeeded", "deployments")]
     assert "web" in sender.sent[0][0].title or "web" in sender.sent[0][0].text
+
+
+def test_a_sync_the_deploy_gate_refuses_applies_nothing(w: World) -> None:
+    from funade.engine.workloads import WorkloadError
+
+    seen: list[list[str]] = []
+
+    async def gate(objs: list[Obj], namespace: str) -> None:
+        seen.append(sorted(o["metadata"]["name"] for o in objs))
+        raise WorkloadError("refused by the gate of namespace default (nothing was applied):\n  - a: latest tag", 422)
+
+    apps = Apps(w.store, w.git, w.renderer, gate=gate)
+    w.git.commit(REPO, {"web/a.yaml": configmap("a"), "web/b.yaml": configmap("b")})
+    operation = asyncio.run(apps.sync(apps.compare(w.app(application())), prune=True))
+    assert operation.phase is plan.OperationPhase.FAILED and "refused by the gate" in operation.message
+    assert seen == [["a", "b"]]  # the whole sync is checked at once, before the first wave
+    assert w.configmaps() == {}

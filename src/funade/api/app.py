@@ -46,6 +46,7 @@ NOT_RUNNABLE = "not runnable on the local target"
 
 log = logging.getLogger(__name__)
 
+
 def _error(message: str, status: int) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
@@ -62,7 +63,12 @@ class Api:
         self.scans = ScanController(self.store, home)
         self.rollouts = rollouts.Rollouts(self.store)
         source = GitSource(home / "git")
-        self.gitops_apps = gitops.Apps(self.store, source, Renderer(source, kustomize=kustomize.render))
+        self.gitops_apps = gitops.Apps(
+            self.store,
+            source,
+            Renderer(source, kustomize=kustomize.render),
+            gate=lambda objs, ns: self._gate(objs, ns, None),
+        )
         try:
             services = notify.load_services(home)
         except notify.ConfigError as exc:

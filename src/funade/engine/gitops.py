@@ -104,10 +104,19 @@ def _ignore_rules(app: application.Application) -> list[diff.IgnoreRule]:
 class Apps:
     """Compare and sync Applications against the local target."""
 
-    def __init__(self, store: Store, source: Source, renderer: Renderer) -> None:
+    def __init__(
+        self,
+        store: Store,
+        source: Source,
+        renderer: Renderer,
+        gate: Callable[[list[Obj], str], Awaitable[object]] | None = None,
+    ) -> None:
+        """``gate`` checks everything a sync would apply (the deploy gate of ``funade apply``) and
+        raises :class:`~funade.engine.workloads.WorkloadError` to refuse it; nothing is applied then."""
         self.store = store
         self.source = source
         self.renderer = renderer
+        self.gate = gate
         self.workloads = workloads.Workloads(store)
         self._last: dict[RenderSpec, Rendered] = {}
         self._changes: dict[tuple[str, str, str], set[str]] = {}
@@ -284,6 +293,12 @@ class Apps:
             return operation.finish(plan.OperationPhase.ERROR, str(exc), time.time())
         wait = healthy or self._wait_healthy
         steps = sync_plan.steps()
+        if self.gate is not None and not dry_run:
+            everything = [dict(t.desired) for _, _, tasks in steps for t in tasks if not t.is_prune and t.desired]
+            try:
+                await self.gate(everything, sync_plan.options.namespace)
+            except workloads.WorkloadError as exc:
+                return operation.finish(plan.OperationPhase.FAILED, str(exc), time.time())
         for index, (phase, wave, tasks) in enumerate(steps):
             applied: list[Obj] = []
             to_apply = [t for t in tasks if t.action is not plan.Action.PRUNE and t.desired is not None]
