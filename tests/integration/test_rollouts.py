@@ -157,7 +157,7 @@ def test_pods_that_never_become_ready_are_aborted_by_the_progress_deadline(funad
     assert versions(port, 20) == {"version=1.0.0": 20}
 
 
-def test_blue_green_previews_then_switches_on_promote(funade: Funade, ns: str) -> None:
+def test_blue_green_previews_aborts_retries_then_switches_on_promote(funade: Funade, ns: str) -> None:
     strategy = {
         "blueGreen": {
             "activeService": "bg-active",
@@ -180,6 +180,13 @@ def test_blue_green_previews_then_switches_on_promote(funade: Funade, ns: str) -
         phase_is(funade, ns, "bg", "Paused")
         funade.wait_until(lambda: versions(preview, 10) == {"version=2.0.0": 10}, 30, "preview serves v2", namespace=ns)
         assert versions(active, 20) == {"version=1.0.0": 20}
+        # Abort: the active Service never moved; the rollout says so. Retry previews again.
+        assert funade.cli("rollout", "abort", "bg", "-n", ns).code == 0
+        st = phase_is(funade, ns, "bg", "Degraded")
+        assert st["message"].startswith("aborted: running the stable revision"), st["message"]
+        assert versions(active, 20) == {"version=1.0.0": 20}
+        assert funade.cli("rollout", "retry", "bg", "-n", ns).code == 0
+        phase_is(funade, ns, "bg", "Paused")
         assert funade.cli("rollout", "promote", "bg", "-n", ns).code == 0
         phase_is(funade, ns, "bg", "Healthy", 90)
         funade.wait_until(lambda: versions(active, 20) == {"version=2.0.0": 20}, 30, "active serves v2", namespace=ns)
