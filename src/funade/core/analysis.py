@@ -32,7 +32,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from funade.core import expr
+from funade.core import expr, fields
 
 __all__ = [
     "DEFAULT_CONSECUTIVE_ERROR_LIMIT",
@@ -94,6 +94,10 @@ _UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "
 
 class AnalysisError(ValueError):
     """A template, run or argument that Argo would refuse; the message names the field."""
+
+
+_f = fields.Fields(AnalysisError)
+_mapping, _list, _str = _f.mapping, _f.items, _f.any_text
 
 
 class Phase(enum.Enum):
@@ -270,26 +274,6 @@ def parse_duration(text: str, where: str) -> timedelta:
     if negative:
         raise AnalysisError(f"{where}: duration {text!r} must not be negative")
     return timedelta(seconds=seconds)
-
-
-def _mapping(value: object, where: str) -> Mapping[str, object]:
-    if not isinstance(value, Mapping):
-        raise AnalysisError(f"{where}: expected a mapping, got {type(value).__name__}")
-    return value
-
-
-def _list(value: object, where: str) -> list[object]:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise AnalysisError(f"{where}: expected a list, got {type(value).__name__}")
-    return value
-
-
-def _str(value: object, where: str) -> str:
-    if not isinstance(value, str):
-        raise AnalysisError(f"{where}: expected a string, got {type(value).__name__}")
-    return value
 
 
 def _int_or_str(value: object, where: str) -> int:

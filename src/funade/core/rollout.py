@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from funade.core import analysis, intstr
+from funade.core import analysis, fields, intstr
 
 __all__ = [
     "ABORTED_PREFIX",
@@ -90,6 +90,10 @@ _KNOWN_ROUTERS = ("alb", "smi", "ambassador", "appMesh", "traefik", "apisix", "p
 
 class RolloutError(ValueError):
     """A Rollout Argo would refuse, or one funade cannot run; the message starts with the field path."""
+
+
+_f = fields.Fields(RolloutError)
+_mapping, _opt_mapping, _list, _str = _f.mapping, _f.opt_mapping, _f.items, _f.text
 
 
 class RolloutPhase(enum.Enum):
@@ -614,31 +618,6 @@ def parse_duration_seconds(value: object, where: str) -> int:
         except analysis.AnalysisError as exc:
             raise RolloutError(str(exc)) from None
     raise RolloutError(f"{where}: expected a duration such as 30s, 5m, 1h or seconds, got {type(value).__name__}")
-
-
-def _mapping(value: object, where: str) -> Mapping[str, object]:
-    if not isinstance(value, Mapping):
-        raise RolloutError(f"{where}: expected a mapping, got {type(value).__name__}")
-    return value
-
-
-def _opt_mapping(raw: Mapping[str, object], key: str, where: str) -> Mapping[str, object] | None:
-    value = raw.get(key)
-    return None if value is None else _mapping(value, f"{where}.{key}")
-
-
-def _list(value: object, where: str) -> list[object]:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise RolloutError(f"{where}: expected a list, got {type(value).__name__}")
-    return value
-
-
-def _str(value: object, where: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise RolloutError(f"{where}: expected a non-empty string, got {value!r}")
-    return value
 
 
 def _opt_str(raw: Mapping[str, object], key: str, where: str) -> str | None:

@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
+from funade.core import fields
 from funade.core.gitops import jq
 
 __all__ = [
@@ -108,6 +109,10 @@ _SECONDS = re.compile(r"^[+-]?[0-9]+$")
 
 class ApplicationError(ValueError):
     """An Application Argo CD would refuse, or one funade cannot run; the message starts with the field path."""
+
+
+_f = fields.Fields(ApplicationError)
+_mapping, _opt_mapping, _list, _str = _f.mapping, _f.opt_mapping, _f.items, _f.text
 
 
 class PropagationPolicy(enum.StrEnum):
@@ -486,31 +491,6 @@ def _yaml_subscriptions(value: str) -> list[Subscription]:
 
 
 # ---------------------------------------------------------------------------- parsing helpers
-
-
-def _mapping(value: object, where: str) -> Mapping[str, object]:
-    if not isinstance(value, Mapping):
-        raise ApplicationError(f"{where}: expected a mapping, got {type(value).__name__}")
-    return value
-
-
-def _opt_mapping(raw: Mapping[str, object], key: str, where: str) -> Mapping[str, object] | None:
-    value = raw.get(key)
-    return None if value is None else _mapping(value, f"{where}.{key}")
-
-
-def _list(value: object, where: str) -> list[object]:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise ApplicationError(f"{where}: expected a list, got {type(value).__name__}")
-    return value
-
-
-def _str(value: object, where: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise ApplicationError(f"{where}: expected a non-empty string, got {value!r}")
-    return value
 
 
 def _opt_str(raw: Mapping[str, object], key: str, where: str) -> str | None:

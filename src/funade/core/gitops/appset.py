@@ -63,6 +63,7 @@ from typing import Protocol
 
 import yaml
 
+from funade.core import fields
 from funade.core.gitops import application
 
 __all__ = [
@@ -119,6 +120,10 @@ _INTEGER = re.compile(r"^-?[0-9]+$")
 
 class ApplicationSetError(ValueError):
     """An ApplicationSet Argo CD would refuse, or one funade cannot run; the message names the field."""
+
+
+_f = fields.Fields(ApplicationSetError)
+_mapping, _list, _str = _f.mapping, _f.items, _f.text
 
 
 class ApplicationsSync(enum.StrEnum):
@@ -279,26 +284,6 @@ class ApplicationSet:
 
 
 # ---------------------------------------------------------------------------- parsing helpers
-
-
-def _mapping(value: object, where: str) -> Mapping[str, object]:
-    if not isinstance(value, Mapping):
-        raise ApplicationSetError(f"{where}: expected a mapping, got {type(value).__name__}")
-    return value
-
-
-def _list(value: object, where: str) -> list[object]:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise ApplicationSetError(f"{where}: expected a list, got {type(value).__name__}")
-    return value
-
-
-def _str(value: object, where: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise ApplicationSetError(f"{where}: expected a non-empty string, got {value!r}")
-    return value
 
 
 def _bool(raw: Mapping[str, object], key: str, where: str) -> bool:
