@@ -924,12 +924,18 @@ def test_object_meta_accepts_what_real_manifests_carry() -> None:
 def test_runnable_kinds() -> None:
     kinds = sorted(objects.RUNNABLE_KINDS)
     assert kinds == [
+        "AnalysisRun",
+        "AnalysisTemplate",
+        "Application",
+        "ApplicationSet",
+        "ClusterAnalysisTemplate",
         "ConfigMap",
         "Deployment",
         "DestinationRule",
         "Namespace",
         "Pod",
         "ReplicaSet",
+        "Rollout",
         "Secret",
         "Service",
         "TrafficSplit",

@@ -60,9 +60,13 @@ class Harness:
         self.store = SqliteStore(tmp_path / "db")
         self.now = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
         self.unready: set[str] = set()  # pod-template hashes whose pods never become ready
-        self.controller = RolloutController(self.store, self.view, lambda: None, clock=lambda: self.now)
+        self.pokes = 0
+        self.controller = RolloutController(self.store, self.view, self.poke, clock=lambda: self.now)
         self.ops = Rollouts(self.store, clock=lambda: self.now)
         self.store.put_many([_service("web-canary"), _service("web-stable")])
+
+    def poke(self) -> None:
+        self.pokes += 1
 
     def view(self, rs: Obj) -> rolling.Revision:
         replicas = int(rs["spec"]["replicas"])
@@ -121,7 +125,9 @@ def test_canary_walks_its_steps_with_weights_on_the_stable_service(h: Harness) -
     h.apply(_rollout())
     first = h.passes()["status"]["currentPodHash"]
     h.apply(_rollout("app:v2"))
+    pokes = h.pokes
     status = h.passes()["status"]
+    assert h.pokes == pokes + 1  # when the weight was written, the next pass was asked for at once
     second = status["currentPodHash"]
     assert second != first
     # setWeight 20 done (canary pods available), now paused indefinitely at step 1.

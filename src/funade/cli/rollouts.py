@@ -37,7 +37,7 @@ _RUN_STYLE = {
     "Error": "red",
     "Failed": "red",
 }
-HASH_LABEL = "rollouts-pod-template-hash"
+HASH_LABEL = "rollouts-pod-template-hash"  # core.rollout.POD_HASH_LABEL (not imported: the CLI starts light)
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:

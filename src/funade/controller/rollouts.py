@@ -39,10 +39,8 @@ __all__ = ["HASH_LABEL", "MANAGED_BY", "RolloutController", "owned_runs"]
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 
-HASH_LABEL = "rollouts-pod-template-hash"
-"""The label Argo Rollouts puts on its ReplicaSets, pods and pinned Service selectors."""
-MANAGED_BY = "argo-rollouts.argoproj.io/managed-by-rollouts"
-"""The annotation on a Service whose selector a Rollout pins."""
+HASH_LABEL = ro.POD_HASH_LABEL
+MANAGED_BY = ro.MANAGED_BY_ANNOTATION
 _API_VERSION = "argoproj.io/v1alpha1"
 _RUN_TYPES = {"background": "Background", "pre": "PrePromotion", "post": "PostPromotion"}
 
@@ -139,10 +137,9 @@ class RolloutController:
         views = [replace(self.view(rs), name=h) for h, rs in by_hash.items()]
         runs = self._run_phases(namespace, status)
         now = self.clock()
+        observed = self._observed_weight(rollout) if isinstance(rollout.strategy, ro.CanaryStrategy) else None
         if isinstance(rollout.strategy, ro.CanaryStrategy):
-            decision: canary.Decision | bluegreen.Decision = canary.decide(
-                rollout, status, views, runs, now, self._observed_weight(rollout)
-            )
+            decision: canary.Decision | bluegreen.Decision = canary.decide(rollout, status, views, runs, now, observed)
         else:
             decision = bluegreen.decide(rollout, status, views, runs, now)
 
@@ -155,6 +152,8 @@ class RolloutController:
             self._start_run(obj, rollout, decision.status, start)
         if isinstance(decision, canary.Decision):
             self._route_canary(obj, rollout, decision)
+            if observed is not None and self._observed_weight(rollout) != observed:
+                self.poke()  # a setWeight step completes once the weight is applied: look again now
         else:
             self._pin(namespace, rollout.blue_green.active_service, decision.active_hash, rollout.name)
             if rollout.blue_green.preview_service:

@@ -1488,9 +1488,21 @@ _TYPED: dict[str, tuple[str, type[_Object]]] = {
 TYPED_KINDS: Mapping[str, str] = {kind: version for kind, (version, _) in _TYPED.items()}
 """kind → the apiVersion funade understands for it."""
 
-RUNNABLE_KINDS: frozenset[str] = frozenset(_TYPED) | {"Service", "TrafficSplit", "VirtualService", "DestinationRule"}
-"""Kinds the local target runs or serves (Services and the routing objects are GenericObjects here;
-core.services and core.istio validate them); every other kind is stored and listed only."""
+RUNNABLE_KINDS: frozenset[str] = frozenset(_TYPED) | {
+    "Service",
+    "TrafficSplit",
+    "VirtualService",
+    "DestinationRule",
+    "Rollout",
+    "AnalysisTemplate",
+    "ClusterAnalysisTemplate",
+    "AnalysisRun",
+    "Application",
+    "ApplicationSet",
+}
+"""Kinds the local target runs or serves (Services, the routing objects and the Argo kinds are
+GenericObjects here; core.services, core.istio, core.rollout, core.analysis and core.gitops
+validate them); every other kind is stored and listed only."""
 
 
 def _builtin_group(api_version: object) -> bool:

@@ -21,13 +21,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from funade.core import analysis, fields, intstr
+from funade.core import analysis, fields, intstr, merge
 
 __all__ = [
     "ABORTED_PREFIX",
     "DEFAULT_ABORT_SCALE_DOWN_DELAY",
     "DEFAULT_PROGRESS_DEADLINE",
     "DEFAULT_SCALE_DOWN_DELAY",
+    "MANAGED_BY_ANNOTATION",
+    "POD_HASH_LABEL",
     "AnalysisStart",
     "AnalysisStep",
     "BlueGreenStrategy",
@@ -73,6 +75,8 @@ DEFAULT_SCALE_DOWN_DELAY = 30
 """``scaleDownDelaySeconds`` when unset: blue-green, and canary with trafficRouting (``utils/defaults``)."""
 DEFAULT_ABORT_SCALE_DOWN_DELAY = 30
 """``abortScaleDownDelaySeconds`` when unset; 0 means never scale the aborted revision down."""
+POD_HASH_LABEL = merge.POD_HASH_LABEL
+MANAGED_BY_ANNOTATION = merge.MANAGED_BY_ANNOTATION
 ABORTED_PREFIX = "aborted: running the stable revision, reason "
 """The phase message of an aborted rollout (issue 7's wording)."""
 

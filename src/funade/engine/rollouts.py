@@ -21,7 +21,7 @@ from funade.core.ports import Event, ObjectKey, Store
 __all__ = ["HASH_LABEL", "RolloutOpError", "Rollouts"]
 
 Obj = dict[str, Any]
-HASH_LABEL = "rollouts-pod-template-hash"
+HASH_LABEL = ro.POD_HASH_LABEL
 
 
 class RolloutOpError(Exception):

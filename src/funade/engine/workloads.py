@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from funade.core import istio, localtarget, manifests, objects, revisions, rollout, selectors, services
+from funade.core import istio, localtarget, manifests, merge, objects, revisions, rollout, selectors, services
 from funade.core.gitops import application, appset
 from funade.core.ports import Event, ObjectKey, Store
 
@@ -116,41 +116,7 @@ def parse_documents(text: str, source: str) -> list[Obj]:
     return result
 
 
-RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
-
-
-def _template_annotations(spec: Any) -> Obj:
-    if not isinstance(spec, dict):
-        return {}
-    template = spec.get("template")
-    meta = template.get("metadata") if isinstance(template, dict) else None
-    annotations = meta.get("annotations") if isinstance(meta, dict) else None
-    return annotations if isinstance(annotations, dict) else {}
-
-
-def _keep_live_fields(raw: Obj, obj: Obj, old: Obj | None) -> Obj:
-    """Keep what `scale` and the rollout verbs set when the manifest leaves it out.
-
-    ``kubectl apply`` merges: a field the manifest never mentions keeps its live value.
-    So applying a manifest without ``replicas`` keeps the count set by `scale`, one
-    without ``paused`` does not resume a paused rollout, and a restart's
-    ``restartedAt`` template annotation stays (dropping it would roll the pods again).
-    """
-    if old is None or obj["kind"] not in ("Deployment", "ReplicaSet"):
-        return obj
-    raw_spec: Obj = raw["spec"] if isinstance(raw.get("spec"), dict) else {}
-    old_spec: Obj = old.get("spec") or {}
-    spec: Obj = obj["spec"]
-    if "replicas" not in raw_spec and "replicas" in old_spec:
-        spec["replicas"] = old_spec["replicas"]
-    if obj["kind"] == "Deployment":
-        if "paused" not in raw_spec and old_spec.get("paused"):
-            spec["paused"] = True
-        restarted = _template_annotations(old_spec).get(RESTARTED_AT)
-        if restarted is not None and RESTARTED_AT not in _template_annotations(raw_spec):
-            meta = spec["template"].setdefault("metadata", {})
-            meta.setdefault("annotations", {})[RESTARTED_AT] = restarted
-    return obj
+RESTARTED_AT = merge.RESTARTED_AT
 
 
 def labelled(items: list[Obj], selector: str | None) -> list[Obj]:
@@ -245,7 +211,9 @@ class Workloads:
                 )
             old = self.store.get(key)
             istio_warnings: tuple[str, ...] = ()
-            obj = _keep_live_fields(raw, obj, old)
+            kept = merge.keep_live_fields(raw, old)
+            if kept != raw:  # fields the manifest leaves to `scale`, the rollout verbs or a Rollout
+                obj = _default_namespace(objects.to_dict(objects.parse(kept)), namespace)
             self._check_update(obj, old)
             if key.kind == "Service":
                 obj = self._with_local_ports(obj, old, prepared, objs)

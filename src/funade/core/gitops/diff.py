@@ -37,7 +37,7 @@ from typing import Any
 
 import yaml
 
-from funade.core import objects, revisions, services
+from funade.core import merge, objects, revisions, services
 from funade.core.gitops import jq
 
 __all__ = [
@@ -303,44 +303,10 @@ def normalize(
     return result
 
 
-_RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 
 
-def predict(desired: Mapping[str, Any], live: Mapping[str, Any] | None) -> Obj:
-    """The desired object as the target will store it over ``live``, before defaults.
-
-    ``kubectl apply`` (and the local target's apply) keep a field the manifest never
-    mentions: ``spec.replicas`` set by ``scale``, ``spec.paused`` set by ``rollout pause``,
-    and the pod template's ``kubectl.kubernetes.io/restartedAt`` set by ``rollout restart``.
-    Argo CD's three-way diff ignores such fields for the same reason; here they are
-    copied from live into the prediction so they compare equal.
-    """
-    result: Obj = copy.deepcopy(dict(desired))
-    if live is None or group_of(result.get("apiVersion")) != "apps":
-        return result
-    if result.get("kind") not in ("Deployment", "ReplicaSet") or live.get("kind") != result.get("kind"):
-        return result
-    spec = result.get("spec")
-    live_spec = live.get("spec")
-    if not isinstance(spec, dict) or not isinstance(live_spec, dict):
-        return result
-    if "replicas" not in spec and "replicas" in live_spec:
-        spec["replicas"] = live_spec["replicas"]
-    if result["kind"] == "Deployment":
-        if "paused" not in spec and live_spec.get("paused"):
-            spec["paused"] = True
-        live_template = live_spec.get("template")
-        live_meta = live_template.get("metadata") if isinstance(live_template, dict) else None
-        live_annotations = live_meta.get("annotations") if isinstance(live_meta, dict) else None
-        restarted = live_annotations.get(_RESTARTED_AT) if isinstance(live_annotations, dict) else None
-        template = spec.get("template")
-        if restarted is not None and isinstance(template, dict):
-            meta = template.setdefault("metadata", {})
-            if isinstance(meta, dict):
-                annotations = meta.setdefault("annotations", {})
-                if isinstance(annotations, dict):
-                    annotations.setdefault(_RESTARTED_AT, restarted)
-    return result
+predict = merge.keep_live_fields
+"""The desired object as the target will store it over live (:func:`funade.core.merge.keep_live_fields`)."""
 
 
 # --- ignoreDifferences ---------------------------------------------------------------------------
