@@ -17,6 +17,7 @@ from funade.core.ports import ObjectKey
 from funade.engine.gitops import Apps
 from funade.engine.render import Renderer
 
+pytestmark = pytest.mark.unit
 Obj = dict[str, Any]
 REPO = "https://git.example.com/shop.git"
 

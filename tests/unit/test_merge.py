@@ -5,12 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from funade.adapters.store.sqlite import SqliteStore
 from funade.core import merge
 from funade.core.gitops import diff
 from funade.core.ports import ObjectKey
 from funade.engine.workloads import Workloads
 
+pytestmark = pytest.mark.unit
 Obj = dict[str, Any]
 
 

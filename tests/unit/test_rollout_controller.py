@@ -15,6 +15,7 @@ from funade.core import revisions, rolling, services
 from funade.core.ports import ObjectKey
 from funade.engine.rollouts import RolloutOpError, Rollouts
 
+pytestmark = pytest.mark.unit
 Obj = dict[str, Any]
 
 
