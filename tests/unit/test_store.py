@@ -388,3 +388,30 @@ def test_deleting_an_object_keeps_its_events(store: SqliteStore) -> None:
     store.delete(KEY)
 
     assert [e.reason for e in store.events(kind="Deployment", name="web")] == ["ScalingReplicaSet"]
+
+
+def test_labelled_finds_objects_of_every_kind_by_one_label(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "db")
+    store.put_many(
+        [
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": "a", "namespace": "x", "labels": {"app.kubernetes.io/instance": "web"}},
+            },
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": "b", "namespace": "x", "labels": {"app.kubernetes.io/instance": "web"}},
+            },
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": "c", "namespace": "x", "labels": {"app.kubernetes.io/instance": "api"}},
+            },
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "d", "namespace": "x"}},
+        ]
+    )
+    found = store.labelled("app.kubernetes.io/instance", "web")
+    assert [(o["kind"], o["metadata"]["name"]) for o in found] == [("ConfigMap", "a"), ("Secret", "b")]
+    assert store.labelled("app.kubernetes.io/instance", "nobody") == []

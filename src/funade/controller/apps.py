@@ -51,6 +51,8 @@ REFRESH_ANNOTATION = "argocd.argoproj.io/refresh"
 SUSPENDED = "funade.io/auto-sync-suspended"
 APPSET_LABEL = "funade.io/applicationset"
 PARALLEL_SYNCS = 4
+RECONCILED_EVERY = 10.0
+"""An unchanged comparison updates ``status.reconciledAt`` at most this often (seconds)."""
 _FINALIZER = "resources-finalizer.argocd.argoproj.io"
 
 
@@ -80,6 +82,8 @@ class AppController:
         self.repo_view = repo_view
         self.sender = sender
         self._sending: set[asyncio.Task[object]] = set()
+        self._wake: asyncio.Event | None = None
+        self._fetched: set[str] = set()  # repositories fetched in the current pass
         self._state: dict[str, _AppState] = {}
         self._sync_slots = asyncio.Semaphore(PARALLEL_SYNCS)
         self._appsets_polled: dict[str, float] = {}
@@ -94,6 +98,7 @@ class AppController:
         """Fetch git and compare this app now (`app refresh` waits for it); auto-sync may follow."""
         name = obj["metadata"]["name"]
         self._state.setdefault(name, _AppState()).refresh = True
+        self._fetched.discard(str((obj["spec"].get("source") or {}).get("repoURL")))
         live = (await asyncio.to_thread(self.apps.live_index)).get(name, [])
         await self._app(obj, live)
 
@@ -127,6 +132,7 @@ class AppController:
 
     async def run(self, wake: asyncio.Event, every: float = 1.0) -> None:
         """Reconcile forever: every ``every`` seconds, or sooner when ``wake`` is set."""
+        self._wake = wake
         while True:
             try:
                 await self.reconcile()
@@ -150,6 +156,7 @@ class AppController:
         await self._appsets()
         names = set()
         index = await asyncio.to_thread(self.apps.live_index)
+        self._fetched = set()
         for obj in self.store.list_objects(APP_KIND):
             names.add(obj["metadata"]["name"])
             try:
@@ -184,7 +191,11 @@ class AppController:
         hard = annotations.get(REFRESH_ANNOTATION)
         refresh = state.refresh or bool(hard) or not state.revision or now - state.polled_at >= interval
         revision = None if refresh else state.revision
-        comparison = await asyncio.to_thread(self.apps.compare, obj, revision=revision, refresh=refresh, live=live)
+        repo = app.source.repo_url
+        fetch = refresh and repo not in self._fetched  # one fetch per repository per pass, however many apps
+        comparison = await asyncio.to_thread(self.apps.compare, obj, revision=revision, refresh=fetch, live=live)
+        if fetch:
+            self._fetched.add(repo)
         if refresh:
             state.polled_at, state.refresh = now, False
             if hard:
@@ -260,7 +271,8 @@ class AppController:
                 "OperationCompleted",
                 f"sync of {comparison.revision[:7]} {operation.phase.value}: {operation.message}",
             )
-        state.refresh = True  # compare again at once with the new live state
+        if self._wake is not None:
+            self._wake.set()  # compare again at once with the new live state (git has not changed)
         self._notify(obj)
 
     # -- notifications ----------------------------------------------------------------
@@ -393,6 +405,11 @@ class AppController:
             changes["health"] = {"status": comparison.health.status.value, "message": comparison.health.message}
             changes["resources"] = comparison.resources()
             changes["conditions"] = [_condition("SyncWarning", w, "True") for w in app.warnings]
+        current = (self.store.get(ObjectKey.of(obj)) or {}).get("status") or {}
+        same = all(current.get(k) == v for k, v in changes.items() if k != "reconciledAt")
+        last = current.get("reconciledAt")
+        if same and last and time.time() - revisions.parse_time(last) < RECONCILED_EVERY:
+            return  # nothing new: no write (1,000 apps, one pass a second)
         self._status(obj, changes)
 
     def _operation(self, obj: Obj, state: Obj) -> None:

@@ -59,6 +59,10 @@ class Store(Protocol):
         """The kinds of the stored objects."""
         ...
 
+    def labelled(self, label: str, value: str) -> list[Obj]:
+        """Every stored object, of any kind, whose ``metadata.labels[label]`` is ``value``."""
+        ...
+
     def put_many(self, objs: Sequence[Obj]) -> list[tuple[Obj, str]]:
         """Create or update objects in one transaction.
 

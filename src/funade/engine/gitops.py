@@ -126,6 +126,8 @@ class Apps:
         """Render ``spec`` at ``sha``, or reuse its render at an earlier commit when the new one touches
         none of the paths that render read (a monorepo push re-renders only the apps it changes)."""
         previous = self._last.get(spec)
+        if previous is not None and previous.commit == sha and render.REMOTE not in previous.deps:
+            return replace(previous, objects=copy.deepcopy(previous.objects))  # the steady state: no render
         if previous is not None and previous.commit != sha and render.REMOTE not in previous.deps:
             key = (spec.repo_url, previous.commit, sha)
             if key not in self._changes:
@@ -225,7 +227,11 @@ class Apps:
 
     def live_objects(self, app: application.Application) -> list[Obj]:
         """Every object on the target labelled as this app's (Argo CD's label tracking)."""
-        return self.live_index().get(app.name, [])
+        return [
+            o
+            for o in self.store.labelled(diff.TRACKING_LABEL, app.name)
+            if o.get("kind") not in (APP_KIND, "ApplicationSet")
+        ]
 
     def live_index(self) -> dict[str, list[Obj]]:
         """The target's tracked objects by app name, read once for a whole pass over the apps."""

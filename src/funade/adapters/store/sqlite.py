@@ -103,6 +103,15 @@ class SqliteStore:
             rows = self._db.execute("SELECT DISTINCT kind FROM objects ORDER BY kind").fetchall()
         return [str(r[0]) for r in rows]
 
+    def labelled(self, label: str, value: str) -> list[Obj]:
+        """Objects whose ``metadata.labels[label]`` is ``value``, matched inside SQLite (no decode of the rest)."""
+        path = "$.metadata.labels." + json.dumps(label)
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT body FROM objects WHERE json_extract(body, ?) = ? ORDER BY kind, namespace, name", (path, value)
+            ).fetchall()
+        return [json.loads(r[0]) for r in rows]
+
     def put_many(self, objs: Sequence[Obj]) -> list[tuple[Obj, str]]:
         results: list[tuple[Obj, str]] = []
         with self._lock:
