@@ -27,6 +27,8 @@ bench: setup
 	.venv/bin/python bench/promote.py
 	.venv/bin/python bench/lifecycle.py
 	.venv/bin/python bench/scan.py
+	.venv/bin/python bench/canary.py
+	.venv/bin/python bench/gitops.py
 
 clean:
 	-.venv/bin/funade down --delete-workloads

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The funade demo: from nothing to a deployed sample app — lint, build, push to the embedded
 # registry, promote to production by digest, deploy, a rolling update, a broken release rolled
-# back automatically, and a lifecycle policy preview — on the embedded `local` target (Docker +
-# funade's own controllers + the distribution registry). `make demo` runs scripts/setup.sh first.
+# back automatically, a canary Rollout whose bad version its analysis aborts, and a lifecycle
+# policy preview — on the embedded `local` target (Docker + funade's own controllers + the
+# distribution registry + Prometheus). `make demo` runs scripts/setup.sh first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -106,7 +107,156 @@ load=$!
 run analysis run -f tests/fixtures/argo/analysis-template.yaml --arg service-name=shop --count 3 --interval 2s
 wait "$load"
 
-step "5c. Supply chain: SBOM and vulnerability scan of an outdated image, read from the registry without a pull"
+step "5c. Progressive delivery: the shop as an Argo Rollouts canary (HAProxy weights, analysis, automatic abort)"
+canary="$work/shop/rollout"
+sed -i "s|    newTag: .*|    newName: $registry/prod/shop\n    newTag: 1.0.0|" "$canary/kustomization.yaml"
+rollout_state() {  # "PHASE STEP" of the Rollout, from `funade rollout get -o json`
+  "$funade" rollout get shop-canary -n shop -o json | .venv/bin/python -c 'import json,sys
+s = json.load(sys.stdin)["rollout"].get("status", {}); print(s.get("phase", ""), s.get("currentStepIndex", ""))'
+}
+wait_rollout() {  # poll `funade rollout get` until the phase is $1 (and the step $2, if given); 60 s at most
+  local state=""
+  for _ in $(seq 60); do
+    state=$(rollout_state)
+    if [ "${state% *}" = "$1" ] && { [ -z "${2:-}" ] || [ "${state#* }" = "$2" ]; }; then
+      printf '\033[2m→ %s%s\033[0m\n' "$1" "${2:+ at step $2}"; return 0
+    fi
+    sleep 1
+  done
+  echo "rollout shop-canary: $state, expected $1${2:+ at step $2}" >&2; exit 1
+}
+split_by_version() {  # 40 requests through the stable Service, counted by version
+  printf '\033[2m$ curl http://127.0.0.1:%s/  (×40, by answer)\033[0m\n' "$cport"
+  for _ in $(seq 40); do curl -s "http://127.0.0.1:$cport/"; echo; done | sed '/^$/d' | cut -d' ' -f1 | sort | uniq -c
+}
+# A first deploy goes straight to 100 %; the steps run on every later change of the pod template.
+run apply -k "$canary"
+wait_rollout Healthy
+cport=$("$funade" get svc shop-stable -n shop -o json | .venv/bin/python -c \
+  'import json,sys; print(json.load(sys.stdin)["status"]["localTarget"]["ports"][0]["localPort"])')
+sed -i "s/newTag: .*/newTag: 2.0.0/" "$canary/kustomization.yaml"
+run apply -k "$canary"
+wait_rollout Paused 3   # 25 %, 5 s of metrics, the analysis passed: step 3 waits for a person
+run rollout get shop-canary -n shop
+split_by_version
+run rollout promote shop-canary -n shop
+wait_rollout Healthy
+run rollout get shop-canary -n shop
+# A bad release: the same image answering 20 % of requests with a 500. The analysis sees it
+# in the canary's metrics (load through the stable Service) and aborts by itself.
+sed -i '/name: ERROR_RATE/{n;s/value: .*/value: "20"/}' "$canary/rollout.yaml"
+run apply -k "$canary"
+wrk -t1 -c2 -d20s "http://127.0.0.1:$cport/" > /dev/null 2>&1 &
+load=$!
+wait_rollout Degraded
+kill "$load" 2>/dev/null || true; wait "$load" 2>/dev/null || true
+run rollout get shop-canary -n shop
+split_by_version
+# Argo's way back: put the stable template back (the aborted one would be tried again on `retry`).
+run rollout undo rollout/shop-canary -n shop
+wait_rollout Healthy
+
+step "5d. GitOps: an Argo CD Application keeps the shop's dev environment equal to a git repository"
+# A git repository as a team would have it: the shop's base and its dev overlay, on branch main.
+repo="$work/shop-config"
+mkdir -p "$repo/overlays"
+cp -r examples/shop/base "$repo/base"
+cp -r examples/shop/overlays/dev "$repo/overlays/dev"
+git_repo() { git -C "$repo" -c user.name=demo -c user.email=demo@example.com "$@"; }
+git_repo init -q -b main
+git_repo add -A && git_repo commit -q -m "shop dev: 1.0.0"
+cat > "$work/shop-dev-app.yaml" <<YAML
+apiVersion: argoproj.io/v1alpha1
+kind: Application
+metadata:
+  name: shop-dev
+  namespace: argocd
+spec:
+  project: default
+  source: {repoURL: "file://$repo", targetRevision: main, path: overlays/dev}
+  destination: {server: https://kubernetes.default.svc, namespace: shop-dev}
+  syncPolicy:
+    automated: {prune: true, selfHeal: true}
+    syncOptions: [CreateNamespace=true, PruneLast=true]
+    retry: {limit: 3, backoff: {duration: 5s, factor: 2, maxDuration: 1m}}
+YAML
+app_field() {  # a status field of `funade app get shop-dev -o json`, e.g. sync.status
+  "$funade" app get shop-dev -o json | .venv/bin/python -c '
+import json, sys
+value = json.load(sys.stdin).get("status") or {}
+for key in sys.argv[1].split("."):
+    value = value.get(key) or {}
+print(value or "")' "$1"
+}
+wait_app() {  # until sync and health are $1/$2 at the repository's HEAD (at most 90 s)
+  local head; head=$(git_repo rev-parse HEAD)
+  for _ in $(seq 180); do
+    if [ "$(app_field sync.status)" = "$1" ] && [ "$(app_field health.status)" = "$2" ] \
+      && [ "$(app_field sync.revision)" = "$head" ]; then
+      printf '\033[2m→ %s, %s at %s\033[0m\n' "$1" "$2" "${head:0:7}"; return 0
+    fi
+    sleep 0.5
+  done
+  echo "shop-dev is not $1/$2 at ${head:0:7}" >&2; "$funade" app get shop-dev >&2; exit 1
+}
+if "$funade" get ns shop-dev >/dev/null 2>&1; then run delete namespace shop-dev >/dev/null; fi
+run app create -f "$work/shop-dev-app.yaml"
+wait_app Synced Healthy
+run app get shop-dev
+# A commit, announced by a signed GitHub push webhook: synced in seconds, not at the next poll.
+home=$("$funade" status -o json | .venv/bin/python -c 'import json,sys; print(json.load(sys.stdin)["home"])')
+# The server's GitHub webhook secret: the one configured, else a new one written for it.
+secret=$(.venv/bin/python - "$home/webhook.yaml" <<'PY'
+import pathlib, secrets, sys, yaml
+path = pathlib.Path(sys.argv[1])
+config = (yaml.safe_load(path.read_text()) if path.exists() else None) or {}
+if not config.get("github"):
+    config["github"] = secrets.token_hex(16)
+    path.write_text(yaml.safe_dump(config))
+print(config["github"])
+PY
+)
+before=$(git_repo rev-parse HEAD)
+sed -i "s/newTag: .*/newTag: 2.0.0/" "$repo/overlays/dev/kustomization.yaml"
+git_repo commit -q -am "shop dev: 2.0.0"
+after=$(git_repo rev-parse HEAD)
+body=$(printf '{"ref":"refs/heads/main","before":"%s","after":"%s","repository":{"clone_url":"file://%s","default_branch":"main"},"commits":[{"id":"%s","added":[],"removed":[],"modified":["overlays/dev/kustomization.yaml"]}]}' "$before" "$after" "$repo" "$after")
+signature=$(printf '%s' "$body" | .venv/bin/python -c \
+  'import hashlib,hmac,sys; print(hmac.new(sys.argv[1].encode(), sys.stdin.buffer.read(), hashlib.sha256).hexdigest())' "$secret")
+address=${FUNADE_ADDRESS:-127.0.0.1:7300}
+started=$(date +%s.%N)
+printf '\033[2m$ curl -X POST http://%s/api/webhook  (GitHub push, X-Hub-Signature-256)\033[0m\n' "$address"
+curl -s -X POST "http://$address/api/webhook" -H 'X-GitHub-Event: push' -H "X-Hub-Signature-256: sha256=$signature" \
+  -H 'Content-Type: application/json' --data "$body"; echo
+wait_app Synced Healthy
+printf '\033[33m→ commit to Synced+Healthy in %s s (Argo CD polls every 120 s + up to 60 s of jitter)\033[0m\n' \
+  "$(.venv/bin/python -c 'import sys,time; print(round(time.time() - float(sys.argv[1]), 1))' "$started")"
+run app history shop-dev
+# The same push with a wrong signature is refused.
+printf '\033[2m$ curl -X POST …/api/webhook  (signed with the wrong secret)\033[0m\n'
+curl -s -o /dev/null -w '→ HTTP %{http_code}\n' -X POST "http://$address/api/webhook" -H 'X-GitHub-Event: push' \
+  -H "X-Hub-Signature-256: sha256=0000" -H 'Content-Type: application/json' --data "$body"
+# Drift: someone deletes the Deployment by hand; self-heal puts it back.
+run delete deployment shop -n shop-dev
+wait_app Synced Healthy
+# A broken commit: a ComparisonError, and nothing is pruned.
+echo "resources: [../../base" >> "$repo/overlays/dev/kustomization.yaml"
+git_repo commit -q -am "broken kustomization"
+run app refresh shop-dev || true
+run app get shop-dev || true
+run get deploy -n shop-dev
+git_repo revert --no-edit HEAD >/dev/null
+run app refresh shop-dev
+wait_app Synced Healthy
+# Roll back to the first sync while auto-sync is on (Argo CD refuses this): auto-sync is suspended.
+first=$("$funade" app history shop-dev -o json | .venv/bin/python -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])')
+run app rollback shop-dev "$first"
+run get deploy shop -n shop-dev -o wide
+run app set shop-dev --sync-policy automated
+wait_app Synced Healthy
+run app list
+
+step "5e. Supply chain: SBOM and vulnerability scan of an outdated image, read from the registry without a pull"
 docker build -q -t legacy:1.0.0 examples/legacy/context >/dev/null 2>&1
 run image push legacy:1.0.0
 run image sbom legacy:1.0.0
