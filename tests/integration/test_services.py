@@ -8,8 +8,10 @@ SIGKILL is back by itself; the loopback port survives a re-apply.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
+import subprocess
 import threading
 import time
 from collections import Counter
@@ -20,7 +22,15 @@ import httpx
 import pytest
 
 from funade.adapters.haproxy import HAProxy
-from tests.integration.conftest import Funade, free_port, wait_until
+from tests.integration.conftest import (
+    REPO_ROOT,
+    CliResult,
+    Funade,
+    docker_inspect,
+    free_port,
+    funade_executable,
+    wait_until,
+)
 from tests.integration.test_local_target import app_container, bare_pod, deployment
 
 pytestmark = pytest.mark.integration
@@ -103,6 +113,7 @@ def test_requests_reach_ready_pods_only_and_the_port_is_stable(funade: Funade, n
         "two ready endpoints and one down",
         namespace=ns,
     )
+    wait_until(lambda: get(port).status_code == 200, 30, "HAProxy carries the Service")
     answers = Counter(get(port).text.split(" ")[0] for _ in range(30))
     assert answers == {"version=1.0.0": 30}
     # The same port after a re-apply, and `get svc` shows it.
@@ -267,8 +278,10 @@ def test_the_seeds_istio_files_route_traffic_as_istio_would(funade: Funade, ns: 
     port = local_port(funade, ns, "myapp")
     ready_endpoints(funade, ns, "myapp", 2)
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
-        funade.wait_until(
-            lambda: client.get("/", headers={"x-canary": "true"}).text.startswith("version=2.0.0"),
+        funade.wait_until(  # ten in a row: before the VirtualService applies, half the answers are v2 already
+            lambda: all(
+                client.get("/", headers={"x-canary": "true"}).text.startswith("version=2.0.0") for _ in range(10)
+            ),
             30,
             "the VirtualService applies",
             namespace=ns,
@@ -312,3 +325,179 @@ def test_outlier_detection_ejects_a_failing_pod(funade: Funade, ns: str) -> None
     assert after == {200: 40}, after
     ejected = [s for s in asyncio.run(HAProxy(funade.home).servers()) if s.ejected]
     assert ejected and all(s.server.startswith("od-bad-") for s in ejected)
+
+
+# -- pods reaching Services by name: the in-cluster proxies ------------------------------------------
+
+DEBIAN = "funade-debian:12-py"  # python3 and curl: busybox wget crashes in the scratch test image
+BUILD_DEBIAN = REPO_ROOT / "scripts" / "build-debian-image.sh"
+# Requests in a loop inside a pod until /tmp/stop exists, then their outcomes as JSON;
+# /tmp/started once the first one was answered.
+LOAD_SCRIPT = """
+import collections, json, os, sys, urllib.request
+seen = collections.Counter()
+while not os.path.exists("/tmp/stop"):
+    try:
+        with urllib.request.urlopen(sys.argv[1], timeout=3) as r:
+            seen[r.read().decode().split(" ")[0]] += 1
+        open("/tmp/started", "w").close()
+    except Exception as exc:
+        seen[type(exc).__name__] += 1
+print(json.dumps(seen))
+"""
+
+
+@pytest.fixture(scope="module")
+def debian() -> str:
+    """The Debian image with curl and python3, built once per machine (quick when it is current)."""
+    done = subprocess.run(["bash", str(BUILD_DEBIAN)], capture_output=True, text=True, timeout=900, check=False)
+    assert done.returncode == 0, f"{BUILD_DEBIAN.name} failed:\n{done.stdout}{done.stderr}"
+    return DEBIAN
+
+
+def client(funade: Funade, ns: str, image: str, name: str = "client") -> str:
+    """A pod to send requests from, running."""
+    pod = bare_pod(name, {"name": "shell", "image": image, "command": ["sleep", "infinity"]})
+    assert funade.apply(ns, pod).code == 0
+    funade.wait_until(
+        lambda: (funade.pod(ns, name).get("status") or {}).get("phase") == "Running",
+        90,
+        f"pod {name} runs",
+        namespace=ns,
+    )
+    return name
+
+
+def inside(funade: Funade, ns: str, pod: str, *command: str) -> CliResult:
+    return funade.cli("exec", pod, "-n", ns, "--", *command, timeout=60)
+
+
+def fetch(funade: Funade, ns: str, pod: str, url: str) -> str:
+    """The body of GET url from inside ``pod`` ("" when the request failed)."""
+    r = inside(funade, ns, pod, "curl", "-sS", "--fail", "-m", "3", url)
+    return r.stdout.strip() if r.code == 0 else ""
+
+
+def answers_from(funade: Funade, ns: str, pod: str, url: str, count: int) -> Counter[str]:
+    """The first word of ``count`` answers to GET url from inside ``pod`` (one exec, a fresh connection each)."""
+    script = (
+        "import collections, json, sys, urllib.request\n"
+        "seen = collections.Counter()\n"
+        f"for _ in range({count}):\n"
+        "    try:\n"
+        "        seen[urllib.request.urlopen(sys.argv[1], timeout=3).read().decode().split()[0]] += 1\n"
+        "    except Exception as exc:\n"
+        "        seen[type(exc).__name__] += 1\n"
+        "print(json.dumps(seen))\n"
+    )
+    r = inside(funade, ns, pod, "python3", "-c", script, url)
+    assert r.code == 0, r.output
+    return Counter(json.loads(r.stdout))
+
+
+def proxies(funade: Funade) -> dict[str, str]:
+    """The in-cluster proxy containers of the session's home: Service (namespace/name) → container id."""
+    out = subprocess.run(
+        [
+            "docker", "ps", "-a", "--no-trunc",
+            "--filter", f"label=funade.managed={funade.instance}",
+            "--filter", "label=funade.role=service-proxy",
+            "--format", '{{.Label "funade.service"}}\t{{.ID}}\t{{.State}}',
+        ],
+        capture_output=True, text=True, check=True, timeout=30,
+    ).stdout  # fmt: skip
+    rows = (line.split("\t") for line in out.splitlines() if line)
+    return {ref: cid for ref, cid, state in rows if state == "running"}
+
+
+def test_pods_reach_a_service_by_its_names(funade: Funade, ns: str, debian: str) -> None:
+    plain = service("plain", {"app": "web"}, ports=[{"port": 5000, "targetPort": 8080}])  # no name: carried as TCP
+    assert funade.apply(ns, deployment("web", V1, replicas=2), service("web"), plain, args=("--wait",)).code == 0
+    pod = client(funade, ns, debian)
+    resolv = inside(funade, ns, pod, "cat", "/etc/resolv.conf").stdout
+    assert f"search {ns}.svc.cluster.local svc.cluster.local cluster.local" in resolv, resolv
+    funade.wait_until(lambda: fetch(funade, ns, pod, "http://web/"), 30, "the Service answers inside", namespace=ns)
+    for host in ("web", f"web.{ns}", f"web.{ns}.svc", f"web.{ns}.svc.cluster.local"):
+        assert answers_from(funade, ns, pod, f"http://{host}/", 10) == {"version=1.0.0": 10}, host
+    assert answers_from(funade, ns, pod, "http://plain:5000/", 20) == {"version=1.0.0": 20}
+    # The proxy is not published: nothing of it listens on the host.
+    info = docker_inspect(proxies(funade)[f"{ns}/web"])
+    assert not info["HostConfig"]["PortBindings"] and not info["NetworkSettings"]["Ports"]
+    aliases = info["NetworkSettings"]["Networks"]["funade"]["Aliases"]
+    assert {f"web.{ns}", f"web.{ns}.svc", f"web.{ns}.svc.cluster.local"} <= set(aliases)
+
+
+def test_endpoint_changes_reach_the_in_cluster_proxy(funade: Funade, ns: str, debian: str) -> None:
+    web = deployment("web", V1, replicas=1, env={"STARTUP_DELAY": "1"})
+    assert funade.apply(ns, web, service("web"), args=("--wait",)).code == 0
+    pod = client(funade, ns, debian)
+    funade.wait_until(lambda: fetch(funade, ns, pod, "http://web/"), 30, "the Service answers", namespace=ns)
+    proxy = proxies(funade)[f"{ns}/web"]
+
+    def hosts() -> set[str]:
+        return {fetch(funade, ns, pod, "http://web/").split("host=")[-1] for _ in range(12)}
+
+    assert len(hosts()) == 1
+    assert funade.apply(ns, deployment("web", V1, replicas=3), args=("--wait",)).code == 0
+    funade.wait_until(lambda: len(hosts()) == 3, 30, "three pods answer through the proxy", namespace=ns)
+    # A rolling update under load from inside: no request lost, and then only v2 answers.
+    load = subprocess.Popen(
+        [funade_executable(), "exec", pod, "-n", ns, "--", "python3", "-c", LOAD_SCRIPT, "http://web/"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=funade.env,
+    )  # fmt: skip
+    try:
+        funade.wait_until(
+            lambda: inside(funade, ns, pod, "test", "-e", "/tmp/started").code == 0, 30, "the load runs", namespace=ns
+        )
+        r = funade.apply(ns, deployment("web", V2, replicas=3, env={"STARTUP_DELAY": "1"}), args=("--wait",))
+        assert r.code == 0, r.output
+    finally:
+        inside(funade, ns, pod, "touch", "/tmp/stop")
+        out, err = load.communicate(timeout=30)
+    seen = Counter(json.loads(out))
+    assert set(seen) <= {"version=1.0.0", "version=2.0.0"}, f"failed requests inside during the update: {seen} {err}"
+    assert seen["version=2.0.0"] > 0
+    assert answers_from(funade, ns, pod, "http://web/", 20) == {"version=2.0.0": 20}
+    assert proxies(funade)[f"{ns}/web"] == proxy  # followed in place, never recreated
+
+
+def test_a_proxy_killed_comes_back_and_a_deleted_service_takes_its_proxy(funade: Funade, ns: str, debian: str) -> None:
+    assert funade.apply(ns, deployment("gone", V1, replicas=1), service("gone"), args=("--wait",)).code == 0
+    pod = client(funade, ns, debian)
+    funade.wait_until(lambda: fetch(funade, ns, pod, "http://gone/"), 30, "the Service answers", namespace=ns)
+    killed = proxies(funade)[f"{ns}/gone"]
+    subprocess.run(["docker", "kill", killed], capture_output=True, check=True, timeout=30)
+    funade.wait_until(lambda: fetch(funade, ns, pod, "http://gone/"), 30, "the proxy is back", namespace=ns)
+    assert funade.cli("delete", "service", "gone", "-n", ns).code == 0
+    funade.wait_until(lambda: f"{ns}/gone" not in proxies(funade), 30, "the proxy is removed", namespace=ns)
+    assert not docker_containers_named(killed)
+    r = inside(funade, ns, pod, "curl", "-sS", "-m", "3", "http://gone/")
+    assert r.code != 0 and "resolve" in r.stderr, r.output
+
+
+def docker_containers_named(container_id: str) -> list[str]:
+    out = subprocess.run(
+        ["docker", "ps", "-aq", "--no-trunc", "--filter", f"id={container_id}"],
+        capture_output=True, text=True, check=True, timeout=30,
+    ).stdout  # fmt: skip
+    return out.split()
+
+
+def test_the_same_short_name_means_each_namespaces_own_service(funade: Funade, ns: str, debian: str) -> None:
+    other = f"{ns}-b"
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": other}}
+    assert funade.apply(ns, namespace).code == 0
+    try:
+        assert funade.apply(ns, deployment("web", V1, replicas=1), service("web"), args=("--wait",)).code == 0
+        assert funade.apply(other, deployment("web", V2, replicas=1), service("web"), args=("--wait",)).code == 0
+        mine, theirs = client(funade, ns, debian), client(funade, other, debian)
+        funade.wait_until(lambda: fetch(funade, ns, mine, "http://web/"), 30, "web answers in A", namespace=ns)
+        funade.wait_until(lambda: fetch(funade, other, theirs, "http://web/"), 30, "web answers in B", namespace=other)
+        assert answers_from(funade, ns, mine, "http://web/", 10) == {"version=1.0.0": 10}
+        assert answers_from(funade, other, theirs, "http://web/", 10) == {"version=2.0.0": 10}
+        # Across namespaces by the qualified name, as in Kubernetes.
+        assert answers_from(funade, ns, mine, f"http://web.{other}/", 10) == {"version=2.0.0": 10}
+        assert answers_from(funade, other, theirs, f"http://web.{ns}.svc.cluster.local/", 10) == {"version=1.0.0": 10}
+    finally:
+        assert funade.cli("delete", "namespace", other, timeout=60).code == 0
+        funade.wait_until(lambda: not funade.pods(other), 90, f"the pods of namespace {other} to be removed")

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from funade.adapters.haproxy import FakeProxy
+from funade.adapters.docker import FakeDocker
+from funade.adapters.haproxy import FakeProxy, find_binary
+from funade.adapters.local import runtime, serviceproxy
+from funade.adapters.local.serviceproxy_fake import FakeServiceProxies
 from funade.adapters.store.sqlite import SqliteStore
 from funade.controller.services import ServiceController
 from funade.core import services, traffic
+from funade.core.ports import ObjectKey
 from funade.engine import workloads
 
 pytestmark = pytest.mark.unit
@@ -357,3 +363,323 @@ def test_scrape_targets_are_the_ready_pods_of_annotated_services() -> None:
     annotated["metadata"]["annotations"]["prometheus.io/port"] = "9100"
     (target,) = services.scrape_targets([services.parse(annotated)], pods)
     assert target.address == "10.0.0.1:9100"
+
+
+# -- pods reaching Services by name: the in-cluster proxies ------------------------------------------
+
+
+def test_a_service_has_its_kubernetes_names_and_pods_search_their_namespace_first() -> None:
+    web = services.parse(service("web", ns="shop"))
+    assert services.dns_names(web) == ("web.shop", "web.shop.svc", "web.shop.svc.cluster.local")
+    assert services.search_domains("shop") == ("shop.svc.cluster.local", "svc.cluster.local", "cluster.local")
+    assert services.DNS_OPTIONS == ("ndots:1",)  # bare names through the search list first
+
+
+@pytest.mark.parametrize(
+    ("name", "app_protocol", "routed", "mode"),
+    [
+        ("http", "", False, "http"),
+        ("http-web", "", False, "http"),
+        ("web", "http", False, "http"),
+        ("", "", False, "tcp"),  # kube-proxy's level
+        ("", "", True, "http"),  # a VirtualService or TrafficSplit asked for HTTP routes
+        ("web", "", True, "http"),
+        ("postgres", "", False, "tcp"),
+        ("mysql", "", True, "tcp"),  # declared: routing does not make it HTTP
+        ("grpc-api", "", False, "tcp"),
+        ("http", "kubernetes.io/h2c", False, "tcp"),  # appProtocol wins over the name
+        ("https", "", True, "tcp"),
+    ],
+)
+def test_port_modes_follow_istio_protocol_selection(name: str, app_protocol: str, routed: bool, mode: str) -> None:
+    port = services.ServicePort(name, "TCP", 80, 8080, app_protocol=app_protocol)
+    assert services.port_mode(port, routed) is traffic.Mode(mode)
+
+
+def test_app_protocol_is_read_and_checked() -> None:
+    parsed = services.parse(service(ports=[{"port": 80, "appProtocol": "http"}]))
+    assert parsed.ports[0].app_protocol == "http"
+    with pytest.raises(services.ServiceError, match=r"spec.ports\[0\].appProtocol: must be a string"):
+        services.parse(service(ports=[{"port": 80, "appProtocol": 1}]))
+
+
+def test_in_cluster_proxies_listen_on_the_service_ports_in_front_of_the_same_endpoints() -> None:
+    web = services.parse(
+        service(
+            "web",
+            ns="shop",
+            ports=[
+                {"name": "http", "port": 80, "targetPort": 8080},
+                {"name": "admin", "port": 9000, "targetPort": 9090},
+            ],
+        )
+    )
+    pods = [pod("web-a", "10.0.0.1", ns="shop"), pod("web-b", "10.0.0.2", ns="shop", ready=False)]
+    (proxy,) = services.cluster_proxies([web], pods)
+    assert proxy.ref == "shop/web" and proxy.aliases == services.dns_names(web)
+    assert proxy.plane.contained
+    http, admin = proxy.plane.listeners
+    assert (http.address, http.port, http.mode) == ("0.0.0.0", 80, traffic.Mode.HTTP)
+    assert (admin.address, admin.port, admin.mode) == ("0.0.0.0", 9000, traffic.Mode.TCP)
+    loopback = services.plane([(web, {"80/TCP": 30080, "9000/TCP": 30090})], pods)
+    assert http.pools == loopback.listeners[0].pools and admin.pools == loopback.listeners[1].pools
+    assert [(e.address, e.port, e.state) for e in admin.pools[0].endpoints] == [
+        ("10.0.0.1", 9090, READY),
+        ("10.0.0.2", 9090, DOWN),
+    ]
+    config = traffic.render_config(proxy.plane, runtime_socket="/funade/runtime.sock", map_dir="/funade/maps")
+    assert "bind 0.0.0.0:80" in config and "bind 0.0.0.0:9000" in config
+
+
+def test_tcp_ports_keep_the_weights_and_leave_header_routes_out() -> None:
+    ref, routing = services.split_routing(
+        split(
+            subsets=[{"name": "v1", "labels": {"v": "1"}}, {"name": "v2", "labels": {"v": "2"}}],
+            weights={"v1": 80, "v2": 20},
+            headerRoutes=[{"match": [{"headers": {"x-canary": {"exact": "1"}}}], "subset": "v2"}],
+        )
+    )
+    web = services.parse(
+        service(ns="shop", ports=[{"name": "web", "port": 80, "targetPort": 8080}, {"name": "redis", "port": 6379}])
+    )
+    (proxy,) = services.cluster_proxies([web], [pod("web-a", "10.0.0.1", ns="shop")], {ref: routing})
+    web_port, redis = proxy.plane.listeners
+    assert web_port.mode is traffic.Mode.HTTP and len(web_port.routes) == 1
+    assert redis.mode is traffic.Mode.TCP and redis.routes == ()
+    assert redis.default == (traffic.Destination("v1", 80), traffic.Destination("v2", 20))
+    traffic.check(proxy.plane)
+
+
+class _ClusterController(_Controller):
+    def __init__(self, tmp_path: Path) -> None:
+        super().__init__(tmp_path)
+        self.cluster = FakeServiceProxies()
+        self.controller = ServiceController(self.store, self.proxy, lambda: self.pods, cluster=self.cluster)
+
+
+def test_the_controller_keeps_one_proxy_per_service_following_its_endpoints(tmp_path: Path) -> None:
+    c = _ClusterController(tmp_path)
+    asyncio.run(c.controller.reconcile())
+    assert c.cluster.passes == 1 and c.cluster.running == {}  # every pass, Services or not: orphans go
+    c.engine.apply([service("web"), service("api")])
+    c.pods = [pod("web-a", "10.0.0.1")]
+    asyncio.run(c.controller.reconcile())
+    assert sorted(c.cluster.running) == ["default/api", "default/web"]
+    web = c.cluster.running["default/web"]
+    assert [e.address for e in web.plane.listeners[0].pools[0].endpoints] == ["10.0.0.1"]
+    c.pods.append(pod("web-b", "10.0.0.2"))
+    asyncio.run(c.controller.reconcile())
+    assert len(c.cluster.running["default/web"].plane.listeners[0].pools[0].endpoints) == 2
+    c.store.delete(ObjectKey("Service", "default", "api"))
+    asyncio.run(c.controller.reconcile())
+    assert sorted(c.cluster.running) == ["default/web"]
+
+
+def test_in_cluster_proxies_failing_do_not_stop_the_loopback_plane(tmp_path: Path) -> None:
+    c = _ClusterController(tmp_path)
+    c.engine.apply([service()])
+    c.pods = [pod("web-a", "10.0.0.1")]
+    c.cluster.fail("Docker Engine is not reachable")
+    assert asyncio.run(c.controller.reconcile()).action is traffic.Action.START  # type: ignore[union-attr]
+    assert c.controller.cluster_error == "Docker Engine is not reachable"
+    c.cluster.fail(None)
+    asyncio.run(c.controller.reconcile())
+    assert c.controller.cluster_error is None and list(c.cluster.running) == ["default/web"]
+
+
+def test_drain_waits_for_requests_the_in_cluster_proxy_holds(tmp_path: Path) -> None:
+    c = _ClusterController(tmp_path)
+    c.engine.apply([service(ports=[{"name": "http", "port": 80, "targetPort": 8080}])])
+    c.pods = [pod("web-a", "10.0.0.1")]
+    asyncio.run(c.controller.reconcile())
+    ((backend, server),) = traffic.servers(c.cluster.running["default/web"].plane).keys()
+    c.cluster.set_sessions("default/web", backend, server, 1)
+    c.pods = [pod("web-a", "10.0.0.1", deletionTimestamp="2026-11-28T00:00:00Z")]
+
+    polls = 0
+    servers = c.cluster.servers
+
+    async def counted(refs: Collection[str]) -> dict[str, list[traffic.ServerStatus]]:
+        nonlocal polls
+        polls += 1
+        return await servers(refs)
+
+    c.cluster.servers = counted  # type: ignore[method-assign]
+
+    async def scenario() -> tuple[bool, traffic.EndpointState]:
+        task = asyncio.create_task(c.controller.drain("default", "web-a", time.time() + 10))
+
+        async def asked_three_times() -> None:
+            while polls < 3:  # the drain has looked at the proxy's sessions three times
+                await asyncio.sleep(0)
+
+        await asyncio.wait_for(asked_three_times(), 5)
+        state = c.cluster.running["default/web"].plane.listeners[0].pools[0].endpoints[0].state
+        waiting = not task.done()
+        c.cluster.set_sessions("default/web", backend, server, 0)
+        await asyncio.wait_for(task, 5)
+        return waiting, state
+
+    waiting, state = asyncio.run(scenario())
+    assert waiting and state is DRAINING
+
+
+def test_drain_does_not_wait_for_tcp_connections(tmp_path: Path) -> None:
+    c = _ClusterController(tmp_path)
+    c.engine.apply([service(ports=[{"name": "postgres", "port": 5432}])])
+    c.pods = [pod("web-a", "10.0.0.1")]
+    asyncio.run(c.controller.reconcile())
+    ((backend, server),) = traffic.servers(c.cluster.running["default/web"].plane).keys()
+    c.cluster.set_sessions("default/web", backend, server, 4)  # a connection pool stays open
+    c.pods = [pod("web-a", "10.0.0.1", deletionTimestamp="2026-11-28T00:00:00Z")]
+    started = time.monotonic()
+    asyncio.run(c.controller.drain("default", "web-a", time.time() + 30))
+    assert time.monotonic() - started < 5
+
+
+# -- the adapter on a fake Docker Engine ----------------------------------------------------------------
+
+
+def _proxy(name: str = "web", ns: str = "shop", pods: list[Obj] | None = None) -> services.ClusterProxy:
+    (proxy,) = services.cluster_proxies(
+        [services.parse(service(name, ns=ns, ports=[{"name": "http", "port": 80, "targetPort": 8080}]))],
+        pods or [],
+    )
+    return proxy
+
+
+@pytest.fixture
+def fake_docker() -> FakeDocker:
+    docker = FakeDocker()
+    asyncio.run(docker.create_network(runtime.NETWORK))
+    return docker
+
+
+def test_a_proxy_container_per_service_on_the_pods_network(tmp_path: Path, fake_docker: FakeDocker) -> None:
+    proxies = serviceproxy.ServiceProxies(fake_docker, tmp_path / "home")
+    web = _proxy()
+    assert asyncio.run(proxies.ensure([web])) == ["created shop/web"]
+    (summary,) = asyncio.run(fake_docker.list_containers(labels={runtime.MANAGED: proxies.instance}))
+    spec = fake_docker.spec_of(summary.id)
+    assert spec.network_mode == runtime.NETWORK and tuple(spec.network_aliases) == web.aliases
+    assert not spec.ports  # never published: nothing listens on the host
+    assert spec.labels[runtime.ROLE] == "service-proxy" and spec.labels["funade.service"] == "shop/web"
+    assert spec.readonly_rootfs and list(spec.cap_drop) == ["ALL"] and spec.user == f"{os.getuid()}:{os.getgid()}"
+    (mount,) = spec.mounts
+    assert (mount.source, mount.target) == (str(proxies.directory("shop/web")), "/funade")
+    config = (proxies.directory("shop/web") / "haproxy.cfg").read_text()
+    assert "stats socket /funade/runtime.sock" in config and "bind 0.0.0.0:80" in config
+    assert spec.image.startswith(f"{serviceproxy.PROXY_REPO}:")
+    assert asyncio.run(fake_docker.inspect_image(spec.image)).labels[serviceproxy.HASH_LABEL]
+    # Nothing changed: nothing done. Stopped: started again with its configuration.
+    assert asyncio.run(proxies.ensure([web])) == []
+    fake_docker.exit(summary.id, 137)
+    assert asyncio.run(proxies.ensure([web])) == ["started shop/web"]
+    # A Service gone takes its proxy and its files; a container of another home is left alone.
+    other = serviceproxy.ServiceProxies(fake_docker, tmp_path / "other")
+    asyncio.run(other.ensure([_proxy("api")]))
+    assert asyncio.run(proxies.ensure([])) == ["removed shop/web"]
+    assert not proxies.directory("shop/web").exists()
+    (left,) = asyncio.run(fake_docker.list_containers())
+    assert left.labels["funade.service"] == "shop/api"
+
+
+def test_after_a_restart_running_proxies_are_adopted_and_reloaded(tmp_path: Path, fake_docker: FakeDocker) -> None:
+    home = tmp_path / "home"
+    asyncio.run(serviceproxy.ServiceProxies(fake_docker, home).ensure([_proxy()]))
+    (before,) = asyncio.run(fake_docker.list_containers())
+    restarted = serviceproxy.ServiceProxies(fake_docker, home)
+    cli = _FakeCli(restarted.directory("shop/web"))
+
+    async def scenario() -> list[str]:
+        async with cli:
+            return await restarted.ensure([_proxy(pods=[pod("web-a", "10.0.0.1", ns="shop")])])
+
+    # What the running proxy carries is unknown: a seamless reload, never a new container.
+    assert asyncio.run(scenario()) == ["reloaded shop/web"]
+    assert cli.commands == ["show proc", "reload", "show proc"]
+    (after,) = asyncio.run(fake_docker.list_containers())
+    assert after.id == before.id
+    assert "server web-a-8080 10.0.0.1:8080" in (restarted.directory("shop/web") / "haproxy.cfg").read_text()
+
+    # From now on endpoint changes go through the runtime API.
+    async def endpoint_added() -> list[str]:
+        async with cli:
+            pods = [pod("web-a", "10.0.0.1", ns="shop"), pod("web-b", "10.0.0.2", ns="shop")]
+            return await restarted.ensure([_proxy(pods=pods)])
+
+    cli.commands.clear()
+    assert asyncio.run(endpoint_added()) == ["updated shop/web"]
+    assert cli.commands[0] == "add server shop.web:http:all/web-b-8080 10.0.0.2:8080 weight 1"
+
+
+def test_a_configuration_haproxy_refuses_is_reported_and_not_started(tmp_path: Path, fake_docker: FakeDocker) -> None:
+    proxies = serviceproxy.ServiceProxies(fake_docker, tmp_path / "home", binary="/bin/false")
+    proxies._image = "funade/service-proxy:test"  # no image build from /bin/false
+    fake_docker.add_image(proxies._image)
+    with pytest.raises(serviceproxy.ServiceProxyError, match="HAProxy refused the configuration of shop/web"):
+        asyncio.run(proxies.ensure([_proxy()]))
+    assert asyncio.run(fake_docker.list_containers()) == []
+
+
+def test_the_image_holds_haproxy_and_the_libraries_it_needs() -> None:
+    binary = find_binary()
+    files = serviceproxy.image_files(binary)
+    assert binary in files
+    assert any("/libc.so" in path for path in files) and any("ld-linux" in path for path in files)
+
+
+def test_pod_sandboxes_search_their_namespace_first(tmp_path: Path, fake_docker: FakeDocker) -> None:
+    fake_docker.add_image(runtime.PAUSE_IMAGE)
+    local = runtime.LocalRuntime(fake_docker, tmp_path / "home")
+    sandbox_pod = {"metadata": {"name": "client", "namespace": "shop", "uid": "0123456789abcdef"}, "spec": {}}
+    sandbox = asyncio.run(local.create_sandbox(sandbox_pod))
+    spec = fake_docker.spec_of(sandbox.id)
+    assert list(spec.dns_search) == ["shop.svc.cluster.local", "svc.cluster.local", "cluster.local"]
+    assert list(spec.dns_options) == ["ndots:1"]
+    asyncio.run(local.close())
+
+
+class _FakeCli:
+    """HAProxy's master CLI and admin socket in a proxy's directory: one command per connection, answers canned."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.commands: list[str] = []
+        self.reloads = 0
+        self._servers: list[asyncio.AbstractServer] = []
+
+    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        command = (await reader.read()).decode().strip()
+        self.commands.append(command)
+        if command == "show proc":
+            answer = (
+                "#<PID>          <type>          <reloads>       <uptime>        <version>\n"
+                f"1               master          {self.reloads} [failed: 0]   0d00h00m01s     2.6\n"
+                "# workers\n"
+                f"{100 + self.reloads}             worker          0               0d00h00m01s     2.6\n"
+            )
+        elif command.startswith("prepare map"):
+            answer = "New version created: 1\n"
+        elif command.startswith("add server"):
+            answer = "New server registered.\n"
+        else:
+            answer = ""
+        if command == "reload":
+            self.reloads += 1
+        writer.write(answer.encode())
+        await writer.drain()
+        writer.close()
+
+    async def __aenter__(self) -> _FakeCli:
+        for name in ("master.sock", "runtime.sock"):
+            path = self.directory / name
+            path.unlink(missing_ok=True)
+            self._servers.append(await asyncio.start_unix_server(self._answer, str(path)))
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for server in self._servers:
+            server.close()
+            await server.wait_closed()
+        self._servers.clear()

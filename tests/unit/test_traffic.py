@@ -590,8 +590,9 @@ def test_endpoints_arrive_before_traffic_moves_and_leave_after() -> None:
         listener(routes=(Route((Destination("stable"),), timeout=3),)),
         listener(outlier=OutlierDetection()),
         listener(limits=ConnectionPool(max_connections=5)),
+        listener(mode=traffic.Mode.TCP),
     ],
-    ids=["port", "pool", "route", "default", "timeout", "outlier", "limits"],
+    ids=["port", "pool", "route", "default", "timeout", "outlier", "limits", "mode"],
 )
 def test_configuration_changes_need_a_reload(after: Listener) -> None:
     assert commands(listener(), after) is None
@@ -757,3 +758,55 @@ def test_a_missing_haproxy_binary_is_reported_with_the_package_to_install(
         find_binary()
     with pytest.raises(HAProxyError, match=r"apt-get install haproxy"):
         asyncio.run(HAProxy(tmp_path).ensure(plane()))
+
+
+# -- TCP listeners and planes inside a container of their own ------------------------------------------
+
+
+def test_a_tcp_listener_splits_connections_and_leaves_their_bytes_alone() -> None:
+    tcp = listener(
+        mode=traffic.Mode.TCP,
+        default=(Destination("stable", 90), Destination("canary", 10)),
+        outlier=OutlierDetection(consecutive_5xx=3, interval=1, base_ejection_time=30),
+        limits=ConnectionPool(max_pending=10),
+    )
+    config = render(plane(tcp))
+    frontend = section(config, "frontend shop.web:80")
+    assert frontend[2:6] == [
+        "mode tcp",
+        "timeout client 1h",
+        "no option idle-close-on-response",
+        f"tcp-request content set-var(txn.funade_pick) rand({traffic.BUCKETS})",
+    ]
+    assert not [line for line in frontend if line.startswith("http-request")]
+    backend = section(config, "backend shop.web:80:stable")
+    assert backend[:3] == ["mode tcp", "timeout connect 10s", "retries 2"]
+    assert not [line for line in backend if line.startswith(("retry-on", "http-request"))]
+    assert "tcp-request content reject if { queue() ge 10 }" in backend
+    assert "observe layer4 error-limit 3 on-error mark-down" in lines_of(config, "server web-a")[0]
+    assert the_map(plane(tcp)) == ["0:8999 shop.web:80:stable", "9000:9999 shop.web:80:canary"]
+
+
+def test_a_tcp_listener_takes_no_header_routes() -> None:
+    header = Match(headers=(HeaderMatch("x-canary", "true"),))
+    tcp = listener(mode=traffic.Mode.TCP, routes=(Route((Destination("canary"),), (header,)),))
+    with pytest.raises(TrafficError) as refused:
+        traffic.check(plane(tcp))
+    assert refused.value.field == "listener shop/web:80: routes[0].matches"
+    assert "need HTTP" in refused.value.message
+    traffic.check(plane(listener(mode=traffic.Mode.TCP, routes=(Route((Destination("canary"),)),))))
+
+
+def test_only_a_contained_plane_binds_every_address() -> None:
+    everywhere = listener(address="0.0.0.0", port=80)
+    with pytest.raises(TrafficError, match="loopback addresses only"):
+        traffic.check(plane(everywhere))
+    contained = DataPlane((everywhere,), contained=True)
+    assert "bind 0.0.0.0:80" in section(render(contained), "frontend shop.web:80")
+    with pytest.raises(TrafficError, match="loopback addresses only"):
+        traffic.check(DataPlane((listener(address="10.1.2.3"),), contained=True))
+    drained = traffic.with_endpoint_state(contained, "web-a", DRAINING)
+    assert drained.contained
+    assert traffic.runtime_commands(contained, drained, map_dir=MAPS) == [
+        "set server shop.web:80:stable/web-a weight 0"
+    ]

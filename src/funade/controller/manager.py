@@ -18,6 +18,7 @@ from typing import Any
 from funade.adapters.docker import Docker, DockerError, DockerUnavailable
 from funade.adapters.haproxy import HAProxy
 from funade.adapters.local.runtime import LocalRuntime
+from funade.adapters.local.serviceproxy import ServiceProxies
 from funade.adapters.metrics import LocalMetrics
 from funade.adapters.prometheus.server import PrometheusServer, Target
 from funade.controller.analysisruns import AnalysisRunController
@@ -65,7 +66,11 @@ class Manager:
         self.rollouts = RolloutController(store, self.workloads.view, self.poke)
         self.analysis_runs = AnalysisRunController(store, lambda: _metrics(home), self.poke, self._pod_phase)
         self.services = ServiceController(
-            store, proxy or HAProxy(home), lambda: self.pod_views(None), scrape=_scrape_into(home)
+            store,
+            proxy or HAProxy(home),
+            lambda: self.pod_views(None),
+            scrape=_scrape_into(home),
+            cluster=ServiceProxies(docker, home, self.runtime.network),
         )
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None

@@ -6,6 +6,10 @@ through its runtime API, or a seamless reload, or restarts HAProxy when it was k
 A pod that terminates is drained before its containers get SIGTERM: the kubelet calls
 :meth:`ServiceController.drain`, which applies the plane with the pod draining and waits
 until HAProxy holds no request on it (or the grace period runs out).
+
+Pods inside reach the same Services by name through their in-cluster proxies (one per
+Service, :class:`services.ClusterProxies`), which each pass brings to the same endpoints
+and routing; a draining pod also waits for the HTTP requests those proxies hold on it.
 """
 
 from __future__ import annotations
@@ -36,10 +40,15 @@ class ServiceController:
         proxy: traffic.Proxy,
         pods: Callable[[], list[Obj]],
         scrape: Callable[[list[services.ScrapeTarget]], object] | None = None,
+        cluster: services.ClusterProxies | None = None,
     ) -> None:
         self.store = store
         self.proxy = proxy
         self.pods = pods
+        # The Services' in-cluster proxies (pods reach `web`, `web.ns` …); None: pods reach no Service by name.
+        self.cluster = cluster
+        self.cluster_applied: list[services.ClusterProxy] = []
+        self.cluster_error: str | None = None
         # Where the pods of Services annotated prometheus.io/scrape go (the embedded Prometheus).
         self.scrape = scrape
         self.applied: traffic.DataPlane | None = None
@@ -78,31 +87,57 @@ class ServiceController:
         return out
 
     async def reconcile(self) -> traffic.Applied | None:
-        """Apply the current plane when it changed or HAProxy is not running it; None when nothing to do."""
+        """Apply the current plane when it changed or HAProxy is not running it; None when nothing to do.
+
+        The loopback plane first (what users and the rollout's checks reach), then the
+        in-cluster proxies of the same Services.
+        """
         async with self._lock:
-            specs, pods = self.specs(), self.pods()
+            specs, pods, routing = self.specs(), self.pods(), self.routing()
             if self.scrape is not None:
                 try:
                     self.scrape(services.scrape_targets([spec for spec, _ in specs], pods))
                 except Exception as exc:  # metrics must never stop traffic
                     log.warning("cannot update the scrape targets: %s", exc)
-            desired = services.plane(specs, pods, self.routing())
-            if self.applied is None and not desired.listeners:
-                return None  # no Service yet: no HAProxy either
-            if desired == self.applied and await self.proxy.alive():
-                await self._cap_ejections(desired)
-                return None
-            try:
-                applied = await self.proxy.ensure(desired)
-            except Exception as exc:  # TrafficError, HAProxyError: keep serving the last good plane
-                self.error = str(exc)
-                log.error("cannot apply the data plane: %s", exc)
-                return None
-            self.applied = desired
-            self.error = None
-            if applied.action is not traffic.Action.UNCHANGED:
-                log.info("data plane: %s (%d listeners)", applied.action.value, len(desired.listeners))
+            applied = await self._apply(services.plane(specs, pods, routing))
+            await self._ensure_cluster([spec for spec, _ in specs], pods, routing)
             return applied
+
+    async def _apply(self, desired: traffic.DataPlane) -> traffic.Applied | None:
+        if self.applied is None and not desired.listeners:
+            return None  # no Service yet: no HAProxy either
+        if desired == self.applied and await self.proxy.alive():
+            await self._cap_ejections(desired)
+            return None
+        try:
+            applied = await self.proxy.ensure(desired)
+        except Exception as exc:  # TrafficError, HAProxyError: keep serving the last good plane
+            self.error = str(exc)
+            log.error("cannot apply the data plane: %s", exc)
+            return None
+        self.applied = desired
+        self.error = None
+        if applied.action is not traffic.Action.UNCHANGED:
+            log.info("data plane: %s (%d listeners)", applied.action.value, len(desired.listeners))
+        return applied
+
+    async def _ensure_cluster(
+        self, specs: list[services.ServiceSpec], pods: list[Obj], routing: dict[str, services.Routing]
+    ) -> None:
+        """Bring the in-cluster proxies to the Services as they are now (level-based: every pass)."""
+        if self.cluster is None:
+            return
+        desired = services.cluster_proxies(specs, pods, routing)
+        try:
+            done = await self.cluster.ensure(desired)
+        except Exception as exc:  # Docker away, an image that cannot be built: the loopback plane goes on
+            self.cluster_error = str(exc)
+            log.error("cannot run the in-cluster Service proxies: %s", exc)
+            return
+        self.cluster_applied = desired
+        self.cluster_error = None
+        for line in done:
+            log.info("in-cluster proxy: %s", line)
 
     async def _cap_ejections(self, plane: traffic.DataPlane) -> None:
         """Istio's maxEjectionPercent, which HAProxy lacks: checked on every pass (the resync is 2 s)."""
@@ -122,20 +157,32 @@ class ServiceController:
             return
         await self.reconcile()  # the pod view says terminating: its endpoints drain
         plane = self.applied
-        if plane is None:
-            return
-        mine = {
-            (backend, server)
-            for (backend, server), ref in traffic.servers(plane).items()
-            if ref.endpoint.name.startswith(f"{pod}-") and ref.listener.startswith(f"{namespace}/")
+        mine = set() if plane is None else _servers_of(plane, namespace, pod)
+        # In-cluster proxies: HTTP requests only; a TCP connection (a database pool) lasts as long as it likes.
+        inside = {
+            proxy.ref: found
+            for proxy in self.cluster_applied
+            if proxy.namespace == namespace and (found := _servers_of(proxy.plane, namespace, pod, traffic.Mode.HTTP))
         }
-        if not mine:
-            return
-        while time.time() < deadline:
-            try:
-                busy = [s for s in await self.proxy.servers() if (s.backend, s.server) in mine and s.sessions > 0]
-            except Exception:  # HAProxy gone: nothing to wait for
-                return
+        while (mine or inside) and time.time() < deadline:
+            busy = False
+            if mine:
+                try:
+                    busy = any((s.backend, s.server) in mine and s.sessions > 0 for s in await self.proxy.servers())
+                except Exception:  # HAProxy gone: nothing to wait for
+                    mine = set()
+            if not busy and inside and self.cluster is not None:
+                try:
+                    held = await self.cluster.servers(inside)
+                except Exception:  # the proxies are gone: nothing to wait for
+                    inside = {}
+                else:
+                    busy = any(
+                        (s.backend, s.server) in inside[ref] and s.sessions > 0
+                        for ref, statuses in held.items()
+                        if ref in inside
+                        for s in statuses
+                    )
             if not busy:
                 return
             await asyncio.sleep(_DRAIN_POLL)
@@ -146,3 +193,17 @@ class ServiceController:
             if spec.namespace == namespace and spec.name == name:
                 return services.endpoints(spec, self.pods())
         return None
+
+
+def _servers_of(
+    plane: traffic.DataPlane, namespace: str, pod: str, mode: traffic.Mode | None = None
+) -> set[tuple[str, str]]:
+    """The (backend, server) pairs of ``plane`` standing for ``pod`` (optionally in listeners of one mode)."""
+    modes = {listener.name: listener.mode for listener in plane.listeners}
+    return {
+        (backend, server)
+        for (backend, server), ref in traffic.servers(plane).items()
+        if ref.endpoint.name.startswith(f"{pod}-")
+        and ref.listener.startswith(f"{namespace}/")
+        and (mode is None or modes[ref.listener] is mode)
+    }

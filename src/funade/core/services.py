@@ -7,22 +7,31 @@ kept in the stored object so it survives restarts. Endpoints are the pods the se
 matches: Ready pods take requests, terminating ones drain (in-flight requests finish,
 no new ones), the others are held down. All of it is pure: the services controller
 feeds it pods and hands the resulting :class:`traffic.DataPlane` to HAProxy.
+
+Inside, pods reach a Service by its DNS names (``web``, ``web.shop``, ``web.shop.svc``,
+``web.shop.svc.cluster.local``): each Service has an in-cluster proxy on the pods'
+network (:class:`ClusterProxy`), listening on the Service's own ports, and a pod's
+resolver searches its namespace's domain first (:func:`search_domains`).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
 
 from funade.core import selectors, traffic
 
 __all__ = [
+    "CLUSTER_DOMAIN",
+    "DNS_OPTIONS",
     "PORTS_ANNOTATION",
     "PORT_RANGE",
     "SPLIT_API_VERSION",
     "SPLIT_KIND",
+    "ClusterProxies",
+    "ClusterProxy",
     "EndpointView",
     "Routing",
     "ServiceError",
@@ -30,12 +39,16 @@ __all__ = [
     "ServiceSpec",
     "Subset",
     "allocate",
+    "cluster_proxies",
+    "dns_names",
     "endpoints",
     "endpoints_object",
     "local_ports",
     "parse",
     "plane",
+    "port_mode",
     "scrape_targets",
+    "search_domains",
     "split_routing",
 ]
 
@@ -58,6 +71,7 @@ class ServicePort:
     port: int
     target: int | str  # a number, or the name of a container port
     node_port: int | None = None
+    app_protocol: str = ""  # spec.ports[].appProtocol
 
     @property
     def key(self) -> str:
@@ -94,7 +108,7 @@ def parse(obj: Obj) -> ServiceSpec:
         raise ServiceError(f"{where}: spec must be a mapping")
     kind = spec.get("type", "ClusterIP")
     if kind == "ExternalName":
-        raise ServiceError(f"{where}: spec.type ExternalName: the local target has no DNS to alias names with")
+        raise ServiceError(f"{where}: spec.type ExternalName: Docker's DNS cannot alias one name to another (no CNAME)")
     if kind not in _TYPES:
         raise ServiceError(f"{where}: spec.type: unsupported value {kind!r} (ClusterIP, NodePort, LoadBalancer)")
     selector = spec.get("selector")
@@ -132,7 +146,10 @@ def parse(obj: Obj) -> ServiceSpec:
         name = raw.get("name", "")
         if len(raw_ports) > 1 and not name:
             raise ServiceError(f"{at}.name: required when a Service has more than one port")
-        ports.append(ServicePort(str(name), protocol, port, target, node_port))
+        app_protocol = raw.get("appProtocol", "")
+        if not isinstance(app_protocol, str):
+            raise ServiceError(f"{at}.appProtocol: must be a string")
+        ports.append(ServicePort(str(name), protocol, port, target, node_port, app_protocol))
     keys = [p.key for p in ports]
     if len(set(keys)) != len(keys):
         raise ServiceError(f"{where}: spec.ports: duplicate port")
@@ -528,3 +545,111 @@ def split_routing(obj: Obj) -> tuple[str, Routing]:
             )
         )
     return f"{namespace}/{service}", Routing(where, tuple(subsets), tuple(routes), tuple(default))
+
+
+# -- in-cluster names: what pods inside resolve and reach ------------------------------------------
+
+CLUSTER_DOMAIN = "cluster.local"
+#: Pods' resolver options. A name holding a dot (``web.shop``) is tried as it is first and a
+#: bare name (``web``) through the search domains first, so a pod or container that happens
+#: to be called ``web`` on the shared network never shadows the namespace's Service.
+DNS_OPTIONS = ("ndots:1",)
+#: Istio's protocol prefixes for port names (``http``, ``http-web``, ``mysql-main`` …).
+_DECLARED = frozenset({"grpc", "grpc-web", "http", "http2", "https", "mongo", "mysql", "redis", "tcp", "tls", "udp"})
+
+
+def dns_names(service: ServiceSpec, domain: str = CLUSTER_DOMAIN) -> tuple[str, ...]:
+    """The absolute names of a Service: ``name.ns``, ``name.ns.svc``, ``name.ns.svc.<domain>``.
+
+    A bare ``name`` reaches it through the search domains of pods in its namespace.
+    """
+    base = f"{service.name}.{service.namespace}"
+    return (base, f"{base}.svc", f"{base}.svc.{domain}")
+
+
+def search_domains(namespace: str, domain: str = CLUSTER_DOMAIN) -> tuple[str, ...]:
+    """A pod's DNS search list, as the kubelet writes it for ``dnsPolicy: ClusterFirst``."""
+    return (f"{namespace}.svc.{domain}", f"svc.{domain}", domain)
+
+
+def port_mode(port: ServicePort, routed: bool) -> traffic.Mode:
+    """How a Service port's in-cluster proxy carries connections (Istio's protocol selection, without sniffing).
+
+    HTTP when ``appProtocol`` or the port's name (``http``, ``http-…``) says so; TCP when
+    they name any other protocol (``http2`` and ``grpc`` too: HAProxy speaks HTTP/1.1 to
+    endpoints). An undeclared port is HTTP when the Service has routing (a VirtualService
+    or TrafficSplit asked for HTTP routes), else TCP, as kube-proxy carries it: a
+    database behind a Service must get its bytes untouched.
+    """
+    declared = port.app_protocol.lower()
+    if not declared:
+        prefix = port.name.lower().split("-", 1)[0]
+        declared = prefix if prefix in _DECLARED else ""
+    if declared:
+        return traffic.Mode.HTTP if declared == "http" else traffic.Mode.TCP
+    return traffic.Mode.HTTP if routed else traffic.Mode.TCP
+
+
+@dataclass(frozen=True)
+class ClusterProxy:
+    """One Service as pods reach it: the DNS names its proxy answers to and the plane it carries.
+
+    The plane's listeners bind the Service's ports (``port``, not ``targetPort``) on every
+    address of the proxy's own network namespace.
+    """
+
+    namespace: str
+    name: str
+    aliases: tuple[str, ...]
+    plane: traffic.DataPlane
+
+    @property
+    def ref(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+def cluster_proxies(
+    services: Sequence[ServiceSpec],
+    pods: Sequence[Obj],
+    routing: Mapping[str, Routing] | None = None,
+) -> list[ClusterProxy]:
+    """The in-cluster proxy of every Service: the same endpoints, pools and routing as its loopback listeners.
+
+    Ports carried as TCP (:func:`port_mode`) keep the weights of the Service's catch-all
+    route (its default when it has none); header routes, which need HTTP, are left out.
+    """
+    routing = routing or {}
+    full = plane([(s, {p.key: p.port for p in s.ports}) for s in services], pods, routing)
+    by_name = {listener.name: listener for listener in full.listeners}
+    found = []
+    for service in sorted(services, key=lambda s: s.ref):
+        listeners = []
+        for port in service.ports:
+            mode = port_mode(port, service.ref in routing)
+            listener = replace(by_name[listener_name(service, port)], address="0.0.0.0", mode=mode)
+            if mode is traffic.Mode.TCP:
+                catch_all = next((route for route in listener.routes if not route.matches), None)
+                default = catch_all.destinations if catch_all is not None else listener.default
+                listener = replace(listener, routes=(), default=default)
+            listeners.append(listener)
+        found.append(
+            ClusterProxy(
+                service.namespace,
+                service.name,
+                dns_names(service),
+                traffic.DataPlane(tuple(listeners), contained=True),
+            )
+        )
+    return found
+
+
+class ClusterProxies(Protocol):
+    """Where the in-cluster proxies run: one per Service, on the pods' network."""
+
+    async def ensure(self, proxies: Sequence[ClusterProxy]) -> list[str]:
+        """Run exactly ``proxies`` (create, update, restart; remove the others); what was done, one line each."""
+        ...
+
+    async def servers(self, refs: Collection[str]) -> dict[str, list[traffic.ServerStatus]]:
+        """Per Service (``namespace/name``) among ``refs``, the servers of its running proxy."""
+        ...

@@ -34,6 +34,10 @@ How it maps to HAProxy 2.6:
   (``max_ejection_percent``): `ejection_cap_commands` computes the re-admissions that
   enforce Envoy's cap from the observed server states, for the adapter to apply every
   ``interval``.
+- TCP listeners (`Mode.TCP`, what a Service's in-cluster proxy uses for ports that are not
+  declared HTTP) keep the same frontends, maps and backends in ``mode tcp``: the pick is
+  drawn per connection by ``tcp-request content``, retries cover connects only, outlier
+  detection observes layer 4, and idle connections live for an hour.
 - Connection limits: ``max_connections`` is each server's ``maxconn`` (requests beyond
   it queue); ``max_pending`` answers 503 once the backend's queue holds that many, as
   Envoy's pending-request overflow does.
@@ -75,6 +79,7 @@ __all__ = [
     "Listener",
     "Match",
     "MatchKind",
+    "Mode",
     "OutlierDetection",
     "Pool",
     "Proxy",
@@ -150,6 +155,13 @@ class EndpointState(enum.Enum):
     READY = "ready"
     DRAINING = "draining"  # no new requests; in-flight ones finish
     DOWN = "down"  # no requests at all (HAProxy maintenance)
+
+
+class Mode(enum.StrEnum):
+    """What a listener understands of its connections."""
+
+    HTTP = "http"  # requests: header routes, retries on statuses, per-request balancing
+    TCP = "tcp"  # opaque byte streams (kube-proxy's level): weights and balancing per connection
 
 
 class MatchKind(enum.Enum):
@@ -261,6 +273,9 @@ class Listener:
 
     Requests no route matches go to ``default`` (a weighted split, with Istio's default
     retries and no timeout); when ``default`` is empty they get 404, as Envoy answers.
+
+    A `Mode.TCP` listener takes no header or cookie routes; its weights pick a pool per
+    connection, retries only cover failed connects, and route timeouts do not apply.
     """
 
     name: str  # e.g. "namespace/service:port"
@@ -271,13 +286,20 @@ class Listener:
     outlier: OutlierDetection | None = None
     limits: ConnectionPool = field(default_factory=ConnectionPool)
     address: str = "127.0.0.1"
+    mode: Mode = Mode.HTTP
 
 
 @dataclass(frozen=True)
 class DataPlane:
-    """Every listener HAProxy carries."""
+    """Every listener one HAProxy carries.
+
+    ``contained``: the HAProxy runs in a network namespace of its own (a Service's
+    in-cluster proxy container, reached on the pods' network), where listeners may bind
+    every address (``0.0.0.0``). On the host, listeners bind loopback addresses only.
+    """
 
     listeners: tuple[Listener, ...] = ()
+    contained: bool = False
 
 
 @dataclass(frozen=True)
@@ -392,20 +414,26 @@ def check(plane: DataPlane) -> None:
         if fid in ids:
             raise TrafficError(f"{where}.name", f"{listener.name!r} and {ids[fid]!r} both become {fid!r} in HAProxy")
         ids[fid] = listener.name
-        _check_listener(listener)
+        _check_listener(listener, plane.contained)
         if (listener.address, listener.port) in binds:
             raise TrafficError(f"{_where(listener)}: port", f"{listener.address}:{listener.port} is used twice")
         binds.add((listener.address, listener.port))
 
 
-def _check_listener(listener: Listener) -> None:
+def _check_listener(listener: Listener, contained: bool) -> None:
     where = _where(listener)
     try:
         loopback = ipaddress.ip_address(listener.address).is_loopback
     except ValueError:
         loopback = False
-    if not loopback:
+    if not loopback and not (contained and listener.address == "0.0.0.0"):
         raise TrafficError(f"{where}: address", f"{listener.address!r}: listeners bind loopback addresses only")
+    if listener.mode is Mode.TCP:
+        for r, route in enumerate(listener.routes):
+            if route.matches:
+                raise TrafficError(
+                    f"{where}: routes[{r}].matches", "header and cookie matches need HTTP; the listener is TCP"
+                )
     if not 1 <= listener.port <= 65535:
         raise TrafficError(f"{where}: port", f"{listener.port} is not a TCP port")
     pools: set[str] = set()
@@ -635,7 +663,7 @@ def _server_args(listener: Listener, endpoint: Endpoint) -> str:
         ejection = _duration(outlier.base_ejection_time)
         args.append(
             f"check inter {_duration(outlier.interval)} fastinter {ejection} downinter {ejection} rise 1 fall {n} "
-            f"observe layer7 error-limit {n} on-error mark-down"
+            f"observe {'layer4' if listener.mode is Mode.TCP else 'layer7'} error-limit {n} on-error mark-down"
         )
     return " ".join(args)
 
@@ -703,12 +731,13 @@ def _frontend(listener: Listener, map_dir: str) -> list[str]:
     ip = ipaddress.ip_address(listener.address)
     bind = f"[{ip}]:{listener.port}" if ip.version == 6 else f"{ip}:{listener.port}"
     path = map_file(listener, map_dir)
-    lines = [
-        f"frontend {frontend_name(listener)}",
-        f"    # {listener.name}",
-        f"    bind {bind}",
-        f"    http-request set-var({_PICK}) rand({BUCKETS})",
-    ]
+    lines = [f"frontend {frontend_name(listener)}", f"    # {listener.name}", f"    bind {bind}"]
+    if listener.mode is Mode.TCP:
+        # Connections may idle for long (pools of database connections): kube-proxy never cuts them.
+        lines += ["    mode tcp", "    timeout client 1h", "    no option idle-close-on-response"]
+        lines.append(f"    tcp-request content set-var({_PICK}) rand({BUCKETS})")
+    else:
+        lines.append(f"    http-request set-var({_PICK}) rand({BUCKETS})")
     for r, route in enumerate(_all_routes(listener)):
         entries: list[str] = []
         for m, match in enumerate(route.matches):
@@ -733,13 +762,21 @@ def _frontend(listener: Listener, map_dir: str) -> list[str]:
 
 def _backend(listener: Listener, backend: str, pool: Pool, policy: _Policy) -> list[str]:
     limits = listener.limits
-    lines = [f"backend {backend}", f"    timeout connect {_duration(limits.connect_timeout)}"]
-    if policy.server_timeout is not None:
+    tcp = listener.mode is Mode.TCP
+    lines = [f"backend {backend}"]
+    if tcp:
+        lines.append("    mode tcp")
+    lines.append(f"    timeout connect {_duration(limits.connect_timeout)}")
+    if policy.server_timeout is not None and not tcp:
         lines.append(f"    timeout server {_duration(policy.server_timeout)}")
-    lines += [f"    retries {policy.retries}", f"    retry-on {' '.join(policy.retry_on)}"]
+    lines.append(f"    retries {policy.retries}")
+    if not tcp:
+        lines.append(f"    retry-on {' '.join(policy.retry_on)}")
     if _checks(listener):
         lines.append(f"    timeout check {_duration(limits.connect_timeout)}")
-    if limits.max_pending is not None:
+    if limits.max_pending is not None and tcp:
+        lines.append(f"    tcp-request content reject if {{ queue() ge {limits.max_pending} }}")
+    elif limits.max_pending is not None:
         lines.append(f"    http-request return status 503 if {{ queue() ge {limits.max_pending} }}")
     for endpoint in pool.endpoints:
         disabled = " disabled" if endpoint.state is EndpointState.DOWN else ""
@@ -782,6 +819,7 @@ def _shape(listener: Listener) -> object:
     return (
         listener.address,
         listener.port,
+        listener.mode,
         sorted(pool.name for pool in listener.pools),
         [(route.matches, _policy(route)) for route in listener.routes],
         _policy(Route(destinations=listener.default)) if listener.default else None,
@@ -886,8 +924,9 @@ def ejection_cap_commands(plane: DataPlane, observed: Iterable[ServerStatus]) ->
 
 def with_endpoint_state(plane: DataPlane, endpoint: str, state: EndpointState) -> DataPlane:
     """``plane`` with every endpoint named ``endpoint`` in ``state`` (drain a pod everywhere)."""
-    return DataPlane(
-        tuple(
+    return replace(
+        plane,
+        listeners=tuple(
             replace(
                 listener,
                 pools=tuple(
@@ -899,5 +938,5 @@ def with_endpoint_state(plane: DataPlane, endpoint: str, state: EndpointState) -
                 ),
             )
             for listener in plane.listeners
-        )
+        ),
     )

@@ -132,6 +132,8 @@ class ContainerSpec:
             ``network_mode``.
         env: ``KEY=value`` strings.
         extra_hosts: ``hostname:ip`` strings added to ``/etc/hosts``.
+        dns_search: Search domains written to ``/etc/resolv.conf`` (``HostConfig.DnsSearch``).
+        dns_options: resolver options such as ``ndots:1`` (``HostConfig.DnsOptions``).
         ipc_mode: e.g. ``container:<id>`` to share a pod's IPC namespace.
         pid_mode: e.g. ``container:<id>`` for ``shareProcessNamespace``.
         nano_cpus: CPU limit in 1e-9 CPUs (``limits.cpu``).
@@ -172,6 +174,8 @@ class ContainerSpec:
     stop_timeout: int | None = None
     init: bool = False
     dns: Sequence[str] = ()
+    dns_search: Sequence[str] = ()
+    dns_options: Sequence[str] = ()
     extra_hosts: Sequence[str] = ()
     sysctls: Mapping[str, str] = field(default_factory=dict)
     group_add: Sequence[str] = ()
@@ -188,6 +192,8 @@ class ContainerSpec:
             "cap_drop",
             "security_opt",
             "dns",
+            "dns_search",
+            "dns_options",
             "extra_hosts",
             "group_add",
         ):
@@ -209,6 +215,8 @@ class ContainerSpec:
                     ("hostname", self.hostname),
                     ("ports", self.ports),
                     ("dns", self.dns),
+                    ("dns_search", self.dns_search),
+                    ("dns_options", self.dns_options),
                     ("extra_hosts", self.extra_hosts),
                 )
                 if given

@@ -246,6 +246,8 @@ def container_create_body(spec: ContainerSpec) -> dict[str, object]:
         "CapDrop": list(spec.cap_drop) or None,
         "SecurityOpt": list(spec.security_opt) or None,
         "Dns": list(spec.dns) or None,
+        "DnsSearch": list(spec.dns_search) or None,
+        "DnsOptions": list(spec.dns_options) or None,
         "ExtraHosts": list(spec.extra_hosts) or None,
         "Sysctls": dict(spec.sysctls) or None,
         "GroupAdd": list(spec.group_add) or None,

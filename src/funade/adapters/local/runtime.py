@@ -36,7 +36,7 @@ from funade.adapters.docker import (
     Mount,
     NotFound,
 )
-from funade.core import quantity
+from funade.core import quantity, services
 
 __all__ = ["ContainerRun", "LocalRuntime", "Sandbox", "instance_id"]
 
@@ -232,6 +232,9 @@ class LocalRuntime:
             hostname=str(pod["spec"].get("hostname") or meta["name"])[:63],
             network_mode=self.network,
             network_aliases=[meta["name"]],
+            # Containers that join the sandbox share its resolv.conf: `web` is the namespace's Service.
+            dns_search=list(services.search_domains(meta["namespace"])),
+            dns_options=list(services.DNS_OPTIONS),
             ipc_mode="shareable",
             stop_timeout=1,
         )
