@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -53,7 +54,7 @@ class Repo:
             "apiVersion": "kustomize.config.k8s.io/v1beta1",
             "kind": "Kustomization",
             "namespace": namespace,
-            "resources": ["../../base"],
+            "resources": [os.path.relpath(self.root / "base", target)],
             "secretGenerator": [{"name": "shop-db", "literals": ["password=it"]}],
             "images": [{"name": "funade-testapp", "newTag": tag}],
         }
@@ -98,7 +99,11 @@ def synced_healthy(funade: Funade, name: str, revision: str, ns: str, timeout: f
         ok = sync.get("status") == "Synced" and sync.get("revision") == revision and health.get("status") == "Healthy"
         return status if ok else None
 
-    return funade.wait_until(ready, timeout, f"app {name} Synced and Healthy at {revision[:7]}", namespace=ns)
+    try:
+        return funade.wait_until(ready, timeout, f"app {name} Synced and Healthy at {revision[:7]}", namespace=ns)
+    except pytest.fail.Exception as exc:
+        shown = funade.cli("app", "get", name)
+        raise AssertionError(f"{exc}\n$ funade app get {name}\n{shown.output}") from None
 
 
 def push(funade: Funade, repo: Repo, before: str, after: str, files: list[str], secret: str = SECRET) -> httpx.Response:
@@ -161,7 +166,8 @@ def test_an_automated_app_follows_git_prunes_heals_and_rolls_back(funade: Funade
     # A broken kustomization: ComparisonError, nothing deleted.
     (repo.root / path / "kustomization.yaml").write_text("resources: [../../base\n  broken: [")
     broken = repo.commit("broken")
-    assert funade.cli("app", "refresh", name).code == 0
+    refreshed = funade.cli("app", "refresh", name)
+    assert refreshed.code == 1 and "ComparisonError" in refreshed.stderr, refreshed.output
     status = funade.wait_until(
         lambda: (s := app_status(funade, name)).get("conditions") and s, 60, "a ComparisonError", namespace=ns
     )
@@ -261,3 +267,54 @@ def test_an_applicationset_makes_one_app_per_environment_with_production_manual(
         assert funade.cli("app", "delete", app).code == 0
     for namespace in envs.values():
         assert funade.cli("delete", "namespace", namespace, timeout=60).code == 0
+
+
+SEED_APPSET = Path(__file__).resolve().parents[1] / "unit" / "gitops" / "fixtures" / "applicationset.yaml"
+
+
+def test_the_seeds_applicationset_drives_three_environments_on_the_local_target(
+    funade: Funade, ns: str, tmp_path: Path
+) -> None:
+    """The seed's file unchanged but for the repository URL: its three clusters mapped to the local target."""
+    envs = {env: f"{ns[:40]}-{env}" for env in ("development", "staging", "production")}
+    repo = Repo(tmp_path / "repo")
+    for env, namespace in envs.items():
+        repo.overlay(namespace, path=f"k8s/overlays/{env}")
+    repo.commit("three environments")
+    repo.git("branch", "develop")
+    appset = yaml.safe_load(SEED_APPSET.read_text())
+    appset["metadata"]["name"] = f"seed-{ns}"[:50]
+    appset["spec"]["template"]["spec"]["source"]["repoURL"] = repo.url
+    # Namespaces the seed's apps deploy to ('{{env}}'), made unique for this test server.
+    appset["spec"]["template"]["spec"]["destination"]["namespace"] = f"{ns[:40]}-{{{{env}}}}"
+    appset["spec"]["template"]["metadata"]["name"] = f"{ns[:30]}-{{{{env}}}}"
+    clusters = {e["cluster"]: "local" for e in appset["spec"]["generators"][0]["list"]["elements"]}
+    (funade.home / "targets.yaml").write_text(yaml.safe_dump({"servers": clusters}))
+    for namespace in envs.values():
+        assert (
+            funade.cli(
+                "apply",
+                "-f",
+                "-",
+                input=yaml.safe_dump({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}),
+            ).code
+            == 0
+        )
+    try:
+        r = funade.cli("app", "create", "-f", str(funade.write(appset)))
+        assert r.code == 0, r.output
+        develop = repo.git("rev-parse", "develop")
+        for env, namespace in envs.items():
+            synced_healthy(funade, f"{ns[:30]}-{env}", develop, namespace)
+        # As in Argo CD, the seed's `autoSync: false` leaves `automated` in place (prune and selfHeal off):
+        # production syncs too. `app get` shows the policy the file really gives.
+        prod = funade.get(f"/v1/apps/{ns[:30]}-production")
+        automated = prod["spec"]["syncPolicy"]["automated"]
+        assert (automated["prune"], automated["selfHeal"], automated.get("enabled", True)) == (False, False, True)
+    finally:
+        funade.http.delete(f"/v1/objects/ApplicationSet/argocd/{appset['metadata']['name']}")
+        for env in envs:
+            funade.cli("app", "delete", f"{ns[:30]}-{env}")
+        for namespace in envs.values():
+            funade.cli("delete", "namespace", namespace, timeout=60)
+        (funade.home / "targets.yaml").unlink()

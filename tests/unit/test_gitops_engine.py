@@ -236,3 +236,15 @@ def test_a_sync_the_deploy_gate_refuses_applies_nothing(w: World) -> None:
     assert operation.phase is plan.OperationPhase.FAILED and "refused by the gate" in operation.message
     assert seen == [["a", "b"]]  # the whole sync is checked at once, before the first wave
     assert w.configmaps() == {}
+
+
+def test_a_destination_cluster_must_be_mapped_to_a_target(w: World) -> None:
+    w.git.commit(REPO, {"web/a.yaml": configmap("a")})
+    obj = application()
+    obj["spec"]["destination"] = {"server": "https://prod-cluster.example.com", "namespace": "default"}
+    stored = w.app(obj)
+    comparison = w.apps.compare(stored)
+    assert "https://prod-cluster.example.com is not a known target" in comparison.error
+    assert "targets.yaml" in comparison.error
+    mapped = Apps(w.store, w.git, w.renderer, targets=lambda: {"https://prod-cluster.example.com": "local"})
+    assert not mapped.compare(stored).error

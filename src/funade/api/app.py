@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import yaml
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -47,6 +48,18 @@ NOT_RUNNABLE = "not runnable on the local target"
 log = logging.getLogger(__name__)
 
 
+def _targets(home: Path) -> dict[str, str]:
+    """``$FUNADE_HOME/targets.yaml`` ``servers: {URL or cluster name: local}``: Argo CD's registered clusters."""
+    path = home / "targets.yaml"
+    try:
+        loaded = yaml.safe_load(path.read_text()) if path.is_file() else None
+    except (OSError, yaml.YAMLError) as exc:
+        log.warning("%s: %s (no destination but in-cluster is known until it is fixed)", path, exc)
+        return {}
+    servers = (loaded or {}).get("servers") if isinstance(loaded, dict) else None
+    return {str(k).rstrip("/"): str(v) for k, v in servers.items()} if isinstance(servers, dict) else {}
+
+
 def _error(message: str, status: int) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
@@ -68,6 +81,7 @@ class Api:
             source,
             Renderer(source, kustomize=kustomize.render),
             gate=lambda objs, ns: self._gate(objs, ns, None),
+            targets=lambda: _targets(home),
         )
         try:
             services = notify.load_services(home)

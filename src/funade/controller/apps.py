@@ -318,7 +318,7 @@ class AppController:
         now = time.time()
         for obj in self.store.list_objects("ApplicationSet"):
             meta = obj["metadata"]
-            key = f"{meta.get('namespace', '')}/{meta['name']}/{meta.get('resourceVersion')}"
+            key = f"{meta.get('namespace', '')}/{meta['name']}/{meta.get('uid')}/{meta.get('generation')}"
             if now - self._appsets_polled.get(key, 0.0) < POLL_SECONDS:
                 continue
             self._appsets_polled[key] = now

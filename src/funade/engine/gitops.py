@@ -110,13 +110,17 @@ class Apps:
         source: Source,
         renderer: Renderer,
         gate: Callable[[list[Obj], str], Awaitable[object]] | None = None,
+        targets: Callable[[], Mapping[str, str]] = dict,
     ) -> None:
         """``gate`` checks everything a sync would apply (the deploy gate of ``funade apply``) and
-        raises :class:`~funade.engine.workloads.WorkloadError` to refuse it; nothing is applied then."""
+        raises :class:`~funade.engine.workloads.WorkloadError` to refuse it; nothing is applied then.
+        ``targets`` maps destination servers and cluster names to funade targets (Argo CD's
+        registered clusters): ``{"https://dev-cluster.example.com": "local"}``."""
         self.store = store
         self.source = source
         self.renderer = renderer
         self.gate = gate
+        self.targets = targets
         self.workloads = workloads.Workloads(store)
         self._last: dict[RenderSpec, Rendered] = {}
         self._changes: dict[tuple[str, str, str], set[str]] = {}
@@ -164,6 +168,15 @@ class Apps:
             live: the app's live objects, when the caller has indexed them (:meth:`live_index`).
         """
         app = application_of(obj)
+        target = app.destination.target
+        if target != application.LOCAL_TARGET and self.targets().get(target.rstrip("/")) != application.LOCAL_TARGET:
+            where = app.destination.server or app.destination.name
+            return Comparison(
+                app,
+                error=f"spec.destination: {where} is not a known target; funade runs the local target "
+                "(Argo CD's in-cluster); map this server to it in $FUNADE_HOME/targets.yaml "
+                f"(servers: {{{where}: local}})",
+            )
         try:
             sha = (
                 revision if revision and len(revision) == 40 else self.resolve(app, refresh=refresh, revision=revision)
