@@ -259,7 +259,7 @@ run app list
 step "5e. Supply chain: SBOM and vulnerability scan of an outdated image, read from the registry without a pull"
 docker build -q -t legacy:1.0.0 examples/legacy/context >/dev/null 2>&1
 run image push legacy:1.0.0
-run image sbom legacy:1.0.0
+run image sbom legacy:1.0.0 --remote  # from the registry, without a pull (the local build is read with --local)
 # Made-up advisories (examples/legacy/osv), kept in a throwaway home so they never mix with real
 # data; `funade vuln db update` fetches osv.dev's (Debian, Alpine, PyPI, npm, Go, Maven).
 demo_data="$work/vulndata"
@@ -268,6 +268,7 @@ if FUNADE_HOME="$demo_data" run image scan "$registry/legacy:1.0.0" --severity C
   echo "expected the scan gate to fail" >&2; exit 1
 fi
 printf '\033[33m→ exit code 1: the gate stops a deployment of this image\033[0m\n'
+FUNADE_HOME="$demo_data" run image scan legacy:1.0.0 -o cyclonedx | tail -n 30  # the local build, as CycloneDX 1.5
 # A namespace can require it: images must have the server's scan on push and no HIGH finding.
 run apply -f - <<YAML
 apiVersion: v1

@@ -290,19 +290,19 @@ def sbom_image(stack: Funade, tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 def test_sbom_of_a_pushed_image_lists_its_packages_by_layer(stack: Funade, sbom_image: str) -> None:
-    """Read from the registry without a pull: the dpkg database and the dist-info, each from its layer."""
-    found = ok(stack, "image", "sbom", "it/sbom:1.0.0", "-o", "json")
+    """Read from the registry without a pull (``--remote``: the engine has the build too), each package by layer."""
+    found = ok(stack, "image", "sbom", "it/sbom:1.0.0", "--remote", "-o", "json")
     packages = {p["name"]: p for p in found["packages"]}
     assert set(packages) == {"libc6", "bash", "requests"}  # the deinstalled package is not listed
     assert packages["libc6"]["purl"] == "pkg:deb/debian/libc6@2.36-9%2Bdeb12u4?arch=amd64&distro=debian-12"
     assert packages["libc6"]["source"] == "glibc"
     assert packages["requests"]["purl"] == "pkg:pypi/requests@2.28.1"
     assert packages["libc6"]["layer"] != packages["requests"]["layer"]  # each from the layer that brought it
-    cyclonedx = ok(stack, "image", "sbom", "it/sbom:1.0.0", "-o", "cyclonedx")
+    cyclonedx = ok(stack, "image", "sbom", "it/sbom:1.0.0", "--remote", "-o", "cyclonedx")
     assert cyclonedx["bomFormat"] == "CycloneDX"
     libraries = [c for c in cyclonedx["components"] if c["type"] == "library"]
     assert len(libraries) == 3 and any(c["type"] == "operating-system" for c in cyclonedx["components"])
-    spdx = ok(stack, "image", "sbom", "it/sbom:1.0.0", "-o", "spdx")
+    spdx = ok(stack, "image", "sbom", "it/sbom:1.0.0", "--remote", "-o", "spdx")
     assert spdx["spdxVersion"] == "SPDX-2.3"
 
 
@@ -347,7 +347,7 @@ def test_scan_finds_the_advisories_of_a_pushed_image_and_gates_on_them(
     stack: Funade, sbom_image: str, osv_data: None, tmp_path: Path
 ) -> None:
     """The image of the SBOM test scanned from the registry against the imported advisories."""
-    report = ok(stack, "image", "scan", "it/sbom:1.0.0", "-o", "json")
+    report = ok(stack, "image", "scan", "it/sbom:1.0.0", "--remote", "-o", "json")
     found = {f["id"]: f for f in report["findings"]}
     assert set(found) == {"DSA-9999-1", "GHSA-test-0001"}
     assert (found["DSA-9999-1"]["package"], found["DSA-9999-1"]["fixed"], found["DSA-9999-1"]["severity"]) == (
@@ -357,7 +357,9 @@ def test_scan_finds_the_advisories_of_a_pushed_image_and_gates_on_them(
     )
     assert found["GHSA-test-0001"]["severity"] == "MEDIUM"
     # The gate: HIGH and above fail the pipeline; an accepted CVE (by alias) passes it.
-    gate = stack.cli("image", "scan", "it/sbom:1.0.0", "--severity", "CRITICAL,HIGH", "--exit-code", "3", timeout=120)
+    gate = stack.cli(
+        "image", "scan", "it/sbom:1.0.0", "--remote", "--severity", "CRITICAL,HIGH", "--exit-code", "3", timeout=120
+    )
     assert gate.code == 3 and "DSA-9999-1" in gate.stdout, gate.output
     ignorefile = tmp_path / ".trivyignore"
     ignorefile.write_text("CVE-2026-9999  # accepted until the rebuild\n")
@@ -365,6 +367,7 @@ def test_scan_finds_the_advisories_of_a_pushed_image_and_gates_on_them(
         "image",
         "scan",
         "it/sbom:1.0.0",
+        "--remote",
         "--severity",
         "CRITICAL,HIGH",
         "--exit-code",
@@ -374,7 +377,7 @@ def test_scan_finds_the_advisories_of_a_pushed_image_and_gates_on_them(
         timeout=120,
     )
     assert accepted.code == 0 and "1 ignored" in accepted.stdout, accepted.output
-    sarif = ok(stack, "image", "scan", "it/sbom:1.0.0", "-o", "sarif")
+    sarif = ok(stack, "image", "scan", "it/sbom:1.0.0", "--remote", "-o", "sarif")
     assert sarif["version"] == "2.1.0" and {r["ruleId"] for r in sarif["runs"][0]["results"]} == set(found)
 
 

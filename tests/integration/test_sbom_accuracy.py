@@ -2,11 +2,13 @@
 
 The image is ``funade-debian:12-py`` (``scripts/build-debian-image.sh``: debootstrap
 minbase bookworm from Debian's mirror, plus ~30 packages installed with apt-get; about
-190 packages). It is pushed to a funade server's embedded registry with ``funade image
-push`` and catalogued from there with ``funade image sbom -o json``, without a pull.
-The yardsticks run inside a container of the same image: ``dpkg-query -W`` for the
-Debian packages, ``python3 -m pip list`` for the Python distributions in
-``dist-packages`` (Debian ships both ``.dist-info`` and ``.egg-info`` there).
+190 packages). It is catalogued twice with ``funade image sbom -o json``: from the local
+engine (``--local``: ``docker save``), and pushed to a funade server's embedded registry
+with ``funade image push`` and read from there (``--remote``), without a pull; each must
+pass the accuracy checks, and the two must agree. The yardsticks run inside a container
+of the same image: ``dpkg-query -W`` for the Debian packages, ``python3 -m pip list`` for
+the Python distributions in ``dist-packages`` (Debian ships both ``.dist-info`` and
+``.egg-info`` there). A scan from the engine then matches an advisory by source package.
 
 The first run on a machine builds the image (about 50 s with a reachable mirror); after
 that the module takes about 25 s.
@@ -17,6 +19,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -75,19 +78,33 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Funade]:
 
 
 @pytest.fixture(scope="module")
-def sbom(stack: Funade, image: str) -> dict[str, Any]:
-    """``funade image sbom -o json`` of the image, pushed to the stack's registry first."""
+def remote_sbom(stack: Funade, image: str) -> dict[str, Any]:
+    """``funade image sbom --remote -o json`` of the image, pushed to the stack's registry first."""
     pushed = stack.cli("image", "push", image, "-o", "json", timeout=300)
     assert pushed.code == 0, pushed.output
     (record,) = json.loads(pushed.stdout)
     try:
         assert record["pushed"] is True and record["image"] == f"{stack.env['FUNADE_REGISTRY']}/{image}"
-        found = stack.cli("image", "sbom", image, "-o", "json", timeout=300)
+        found = stack.cli("image", "sbom", image, "--remote", "-o", "json", timeout=300)
         assert found.code == 0, found.output
         return dict(json.loads(found.stdout))
     finally:
         # `image push` tags the local image REGISTRY/NAME; that tag names a registry that is about to go.
         subprocess.run(["docker", "rmi", record["image"]], capture_output=True, check=False, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def local_sbom(stack: Funade, image: str) -> dict[str, Any]:
+    """``funade image sbom --local -o json``: the image read from the engine's ``docker save``."""
+    found = stack.cli("image", "sbom", image, "--local", "-o", "json", timeout=300)
+    assert found.code == 0, found.output
+    return dict(json.loads(found.stdout))
+
+
+@pytest.fixture(params=["remote_sbom", "local_sbom"])
+def sbom(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """Each path's SBOM in turn: the registry's, then the engine's."""
+    return dict(request.getfixturevalue(request.param))
 
 
 def test_debian_packages_equal_dpkg_query(sbom: dict[str, Any]) -> None:
@@ -128,3 +145,52 @@ def test_python_distributions_equal_pip_list(sbom: dict[str, Any]) -> None:
     paths = {canonical(p["name"]): p["path"] for p in sbom["packages"] if p["type"] == "pypi"}
     assert paths["requests"].endswith(".egg-info/PKG-INFO") or Path(paths["requests"]).parent.suffix == ".egg-info"
     assert paths["pip"].endswith(".dist-info/METADATA")
+
+
+def test_the_engine_and_the_registry_agree(local_sbom: dict[str, Any], remote_sbom: dict[str, Any]) -> None:
+    """The same packages, from the same paths, attributed to the same layer (by position: the digests differ)."""
+
+    def comparable(found: dict[str, Any]) -> list[tuple[Any, ...]]:
+        layers = found["layers"]
+        return [
+            (p["type"], p["name"], p["version"], p["purl"], p["path"], layers.index(p["layer"]))
+            for p in found["packages"]
+        ]
+
+    assert (local_sbom["source"], remote_sbom["source"]) == ("engine", "registry")
+    assert comparable(local_sbom) == comparable(remote_sbom)
+    assert local_sbom["distro"] == remote_sbom["distro"] and local_sbom["platform"] == remote_sbom["platform"]
+
+
+def test_a_scan_from_the_engine_matches_by_source_package(stack: Funade, image: str, tmp_path: Path) -> None:
+    """An advisory on glibc, fixed after the installed version, reaches every binary package built from it."""
+    rows = [
+        line.split(" ")
+        for line in docker_run("dpkg-query", "-W", "-f", "${Package} ${source:Package} ${Version}\n").splitlines()
+    ]
+    from_glibc = {name: version for name, source, version in rows if source == "glibc"}
+    assert "libc6" in from_glibc
+    advisory = {
+        "id": "DSA-9999-1",
+        "modified": "2026-11-01T00:00:00Z",
+        "aliases": ["CVE-2026-9999"],
+        "affected": [
+            {
+                "package": {"ecosystem": "Debian:12", "name": "glibc"},
+                "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "2.36-9+deb12u999"}]}],
+            }
+        ],
+        "database_specific": {"urgency": "high"},
+    }
+    env = {**stack.env, "FUNADE_HOME": str(tmp_path / "vulndata")}  # the data stays out of the stack's home
+    archive = tmp_path / "osv.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("DSA-9999-1.json", json.dumps(advisory))
+    assert stack.cli("vuln", "db", "import", str(archive), env=env).code == 0
+    scanned = stack.cli("image", "scan", image, "--local", "-o", "json", env=env, timeout=300)
+    assert scanned.code == 0, scanned.output
+    report = json.loads(scanned.stdout)
+    assert report["source"] == "engine" and report["distro"] == "debian-12"
+    found = {f["package"]: f for f in report["findings"] if f["id"] == "DSA-9999-1"}
+    assert {name: f["installed"] for name, f in found.items()} == from_glibc
+    assert all(f["fixed"] == "2.36-9+deb12u999" and f["severity"] == "HIGH" for f in found.values())

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import hashlib
 import io
 import json
 import tarfile
 import uuid
 import zipfile
-from collections.abc import Awaitable
+from collections.abc import AsyncGenerator, Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
 
 import pytest
 
+from funade.adapters.docker import FakeDocker, NotFound
 from funade.adapters.registry.client import DigestMismatch, RegistryClient
 from funade.adapters.registry.fake import FakeRegistry
 from funade.core import sbom
@@ -535,3 +537,147 @@ def test_a_tampered_layer_fails_its_digest_check_even_past_the_tar_end() -> None
     fake.tamper(image.layers[0].digest, data + b"\0" * 1024)  # same tar, trailing bytes after the gzip member
     with pytest.raises(DigestMismatch):
         catalogue(fake, "apk", "1")
+
+
+# -- cataloguing an image of the local engine (docker save) ---------------------------------------
+
+
+def catalogue_local(images: engine_sbom.LocalImages, name: str) -> sbom.Sbom:
+    return run(engine_sbom.catalogue_local(images, name))
+
+
+def comparable(found: sbom.Sbom) -> list[tuple[str, str, str, str, str | None, int]]:
+    """Packages with their layer as a position, so the registry's and the engine's digests compare."""
+    return [(p.type, p.name, p.version, p.purl, p.path, found.layers.index(p.layer or "")) for p in found.packages]
+
+
+def test_an_image_of_the_local_engine_gives_what_the_registry_gives() -> None:
+    """The same layers read from ``docker save`` and from a registry: the same packages from the same layers."""
+    base = layer(
+        File("etc/os-release", DEBIAN_OS_RELEASE),
+        File("var/lib/dpkg/status", DPKG_STATUS.split("\n\nPackage: oldthing", maxsplit=1)[0].encode() + b"\n"),
+    )
+    site = "usr/lib/python3/dist-packages"
+    apt = layer(
+        File(
+            "var/lib/dpkg/status",
+            DPKG_STATUS.encode() + b"\nPackage: curl\nStatus: install ok installed\nVersion: 7.88.1-10+deb12u5\n",
+        ),
+        File(f"{site}/six-1.16.0.dist-info/METADATA", b"Name: six\nVersion: 1.16.0\n"),
+        File(f"{site}/idna-3.6.dist-info/METADATA", b"Name: idna\nVersion: 3.6\n"),
+    )
+    app = layer(
+        File(f"{site}/.wh.six-1.16.0.dist-info", b""),
+        File("usr/local/bin/app", go_binary(), mode=0o755),
+        File("opt/app.jar", jar(("org.slf4j", "slf4j-api", "2.0.9"))),
+        File("app/node_modules/express/package.json", b'{"name": "express", "version": "4.18.2"}'),
+    )
+    registry = FakeRegistry()
+    registry.put_image("web", "1.0", [base, apt, app])
+    docker = FakeDocker()
+    image_id = docker.add_image("web:1.0", layers=[base, apt, app])
+    remote, local = catalogue(registry, "web", "1.0"), catalogue_local(docker, "web:1.0")
+    assert comparable(local) == comparable(remote) and local.distro == remote.distro
+    assert local.reference == "web:1.0" and local.digest == image_id and local.platform == "linux/amd64"
+    # The engine names layers by their uncompressed digest (diff_id): gunzipped, as `docker save` writes them.
+    assert local.layers == tuple("sha256:" + hashlib.sha256(gzip.decompress(b)).hexdigest() for b in (base, apt, app))
+    packages = by_name(local)
+    assert "six" not in packages and packages["idna"].layer == local.layers[1]
+    assert packages["libc6"].layer == local.layers[0] and packages["curl"].layer == local.layers[1]
+    assert packages["github.com/gorilla/mux"].layer == local.layers[2]
+
+
+def test_a_layer_saved_twice_is_a_link_to_its_first_copy() -> None:
+    """``docker save`` writes a layer that recurs (an empty ``RUN``, say) once and links the rest to it."""
+    empty = layer()
+    apk = layer(File("etc/os-release", ALPINE_OS_RELEASE), File("lib/apk/db/installed", APK_INSTALLED.encode()))
+    docker = FakeDocker()
+    docker.add_image("alpine:3.19", layers=[empty, apk, empty])
+    found = catalogue_local(docker, "alpine:3.19")
+    assert {p.name for p in found.packages} == {"musl", "libcrypto3"}
+    assert found.layers[0] == found.layers[2] != found.layers[1]
+    assert by_name(found)["musl"].layer == found.layers[1]
+
+
+@dataclass
+class Saved:
+    """An engine that exports one fixed ``docker save`` tar, in small chunks."""
+
+    data: bytes
+    asked: list[str]
+
+    async def export_image(self, ref: str) -> AsyncGenerator[bytes, None]:
+        self.asked.append(ref)
+        for at in range(0, len(self.data), 1000):
+            yield self.data[at : at + 1000]
+
+
+def tar_of(*members: tuple[str, bytes]) -> bytes:
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return raw.getvalue()
+
+
+def blob(data: bytes) -> tuple[str, str]:
+    hexdigest = hashlib.sha256(data).hexdigest()
+    return f"sha256:{hexdigest}", f"blobs/sha256/{hexdigest}"
+
+
+def oci_save(layers: list[bytes], *, junk: bytes = b"") -> tuple[bytes, str, list[str]]:
+    """A ``docker save`` in the OCI layout Docker 25 writes (layers gzipped, as the containerd store keeps them),
+    with manifest.json first; returns the tar, the config digest and the layer digests."""
+    diff_ids = [
+        "sha256:" + hashlib.sha256(gzip.decompress(b) if b[:2] == b"\x1f\x8b" else b).hexdigest() for b in layers
+    ]
+    config = json.dumps(
+        {"architecture": "arm64", "os": "linux", "variant": "v8", "rootfs": {"type": "layers", "diff_ids": diff_ids}}
+    ).encode()
+    config_digest, config_path = blob(config)
+    layer_blobs = [blob(b) for b in layers]
+    manifest = json.dumps({"schemaVersion": 2, "config": {"digest": config_digest}}).encode()
+    members = [
+        (
+            "manifest.json",
+            json.dumps(
+                [{"Config": config_path, "RepoTags": ["app:2"], "Layers": [p for _, p in layer_blobs]}]
+            ).encode(),
+        ),
+        ("oci-layout", b'{"imageLayoutVersion": "1.0.0"}'),
+        (blob(manifest)[1], manifest),
+        (config_path, config),
+        *((path, data) for (_, path), data in zip(layer_blobs, layers, strict=True)),
+    ]
+    if junk:
+        members.append((blob(junk)[1], junk))
+    members.append(("index.json", b'{"schemaVersion": 2, "manifests": []}'))
+    return tar_of(*members), config_digest, [d for d, _ in layer_blobs]
+
+
+def test_the_oci_layout_of_newer_engines_in_any_member_order() -> None:
+    base = layer(File("etc/os-release", ALPINE_OS_RELEASE), File("lib/apk/db/installed", APK_INSTALLED.encode()))
+    py = gzip.decompress(
+        layer(File("usr/lib/python3.11/site-packages/idna-3.7.dist-info/METADATA", b"Name: idna\nVersion: 3.7\n"))
+    )
+    data, config_digest, digests = oci_save([base, py], junk=b"an attestation that is neither JSON nor a tar" * 50)
+    engine = Saved(data, [])
+    found = catalogue_local(engine, "app:2")
+    assert engine.asked == ["app:2"]
+    assert found.digest == config_digest and found.platform == "linux/arm64/v8" and found.layers == tuple(digests)
+    packages = by_name(found)
+    assert packages["musl"].layer == digests[0] and packages["idna"].layer == digests[1]
+    assert packages["musl"].purl == "pkg:apk/alpine/musl@1.2.4-r2?arch=x86_64&distro=alpine-3.19.1"
+
+
+def test_unreadable_saved_images() -> None:
+    with pytest.raises(engine_sbom.SbomError, match="cannot read layer"):
+        catalogue_local(Saved(oci_save([gzip.compress(b"not a tar at all" * 10)])[0], []), "app:2")
+    with pytest.raises(engine_sbom.SbomError, match=r"no manifest\.json"):
+        catalogue_local(Saved(tar_of(("index.json", b"{}")), []), "app:2")
+    with pytest.raises(engine_sbom.SbomError, match="cannot read the saved image"):
+        catalogue_local(Saved(b"\x01" * 2048, []), "app:2")
+    with pytest.raises(NotFound):
+        catalogue_local(FakeDocker(), "nosuch:1")

@@ -1,15 +1,18 @@
-"""``funade image push|ls|promote``: images in registries.
+"""``funade image push|ls|promote|sbom``: images in registries (and, for an SBOM, in the local engine).
 
 Push goes through the Docker Engine (it has the layers); listing and promotion talk to
 the registry directly (:mod:`funade.engine.registry`, :mod:`funade.engine.promote`), so a
-promotion never pulls an image and keeps its digest.
+promotion never pulls an image and keeps its digest. An SBOM is read from wherever the
+image is (:func:`read_sbom`): the registry a reference names, else the local engine
+when it has an image of that name (a build never pushed), else the embedded registry.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,7 +21,7 @@ from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 from rich.text import Text
 
-from funade.adapters.docker import DockerClient, DockerError
+from funade.adapters.docker import DockerClient, DockerError, DockerUnavailable
 from funade.adapters.registry.client import RegistryClient, RegistryError
 from funade.adapters.registry.settings import RepositorySettings, SettingsError
 from funade.cli import consoles, registries
@@ -30,9 +33,24 @@ from funade.engine import promote as promote_engine
 from funade.engine import registry as registry_engine
 from funade.engine import sbom as sbom_engine
 
-__all__ = ["images_table", "promote_summary", "register", "sbom_table"]
+__all__ = [
+    "ENGINE",
+    "REGISTRY",
+    "ImageSbom",
+    "catalogue",
+    "images_table",
+    "promote_summary",
+    "read_sbom",
+    "register",
+    "sbom_table",
+]
 
 OutputOpt = typer.Option("table", "-o", "--output", help="table | json")
+LocalOpt = typer.Option(False, "--local", help="read the image from the local Docker Engine")
+RemoteOpt = typer.Option(False, "--remote", help="read the image from the registry even when the engine has it")
+PlatformOpt = typer.Option(None, "--platform", help="which image of a multi-platform index [default: linux/amd64]")
+#: Where an SBOM was read from.
+ENGINE, REGISTRY = "engine", "registry"
 
 
 def register(app: typer.Typer) -> None:
@@ -319,42 +337,117 @@ def sbom_table(found: sbom_core.Sbom) -> Table:
     return table
 
 
+@dataclass(frozen=True)
+class ImageSbom:
+    """An image's SBOM, what to call the image, and where it was read (:data:`ENGINE` or :data:`REGISTRY`)."""
+
+    name: str
+    sbom: sbom_core.Sbom
+    source: str
+
+
+def _names_registry(text: str) -> bool:
+    """Whether the reference names its registry host (``host[:port]/…``, ``localhost/…``) rather than defaulting."""
+    sentinel = "registry.invalid"
+    return oci.parse_reference(text, default_registry=sentinel).registry != sentinel
+
+
+async def catalogue(
+    image: str,
+    *,
+    platform: str = "linux/amd64",
+    local: bool = False,
+    remote: bool = False,
+    docker: Callable[[], DockerClient] = DockerClient,
+    registry: Callable[[str], RegistryClient] = registries.client_for,
+) -> ImageSbom:
+    """Read ``image``'s SBOM from the engine or a registry: the choice :func:`read_sbom` describes.
+
+    Args:
+        docker: Makes the Docker client (a fake in tests).
+        registry: Makes the registry client for a host (a fake in tests).
+
+    Raises:
+        oci.InvalidReference, DockerError, RegistryError, SbomError.
+    """
+    ref = registries.parse(image)
+    if not remote and (local or not _names_registry(image)):
+        engine_error: Exception = sbom_engine.SbomError(f"the local Docker Engine has no image {image}")
+        try:
+            engine = docker()
+        except ValueError as exc:  # an unusable DOCKER_HOST
+            engine_error = DockerUnavailable(None, str(exc))
+        else:
+            async with engine:
+                try:
+                    present = await engine.image_exists(image)
+                except DockerUnavailable as exc:
+                    present, engine_error = False, exc
+                if present:
+                    return ImageSbom(image, await sbom_engine.catalogue_local(engine, image), ENGINE)
+        if local:  # without an engine (or the image in it) the registry is asked, unless --local said not to
+            raise engine_error
+    async with registry(ref.registry) as client:
+        found = await sbom_engine.catalogue(client, ref.repository, ref.reference, platform=platform)
+    return ImageSbom(str(ref), found, REGISTRY)
+
+
+def read_sbom(image: str, *, platform: str | None, local: bool, remote: bool) -> ImageSbom:
+    """The SBOM of ``image`` from the local engine or a registry, as the CLI chooses (see the module doc).
+
+    Exits with a message when the image cannot be read.
+    """
+    if local and remote:
+        raise _fail("--local and --remote exclude each other", 2)
+    _reference(image)
+    try:
+        with consoles.err.status(f"reading {image}…"):
+            found = asyncio.run(catalogue(image, platform=platform or "linux/amd64", local=local, remote=remote))
+    except (RegistryError, DockerError, sbom_engine.SbomError) as exc:
+        raise _fail(str(exc)) from exc
+    if found.source == ENGINE and platform and platform != found.sbom.platform:
+        consoles.err.print(
+            f"[yellow]warning:[/yellow] the local engine holds {image} for {found.sbom.platform}; "
+            f"--platform {platform} picks from registry indexes only (use --remote)",
+            highlight=False,
+        )
+    return found
+
+
 def sbom(
-    image: str = typer.Argument(..., help="REGISTRY/REPO:TAG or @DIGEST (the embedded registry by default)"),
-    platform: str = typer.Option("linux/amd64", "--platform", help="which image of a multi-platform index"),
+    image: str = typer.Argument(..., help="NAME[:TAG] in the local engine, or [REGISTRY/]REPO:TAG or @DIGEST"),
+    platform: str | None = PlatformOpt,
+    local: bool = LocalOpt,
+    remote: bool = RemoteOpt,
     output: str = typer.Option("table", "-o", "--output", help="table | cyclonedx | spdx | json"),
 ) -> None:
-    """List the packages in an image from the registry: Debian, Alpine, Python, npm, Go and Java.
+    """List the packages in an image: Debian, Alpine, Python, npm, Go and Java.
 
-    Layers are read in order with whiteouts honoured, without a pull; each package says
-    which layer brought it. CycloneDX 1.5 and SPDX 2.3 JSON carry package URLs.
+    A reference naming a registry is read from it, without a pull; a name the local
+    Docker Engine has (a build never pushed) is read from the engine; anything else
+    from the embedded registry. `--local` / `--remote` decide instead. Layers are read
+    in order with whiteouts honoured; each package says which layer brought it.
+    CycloneDX 1.5 and SPDX 2.3 JSON carry package URLs.
     """
     if output not in ("table", "cyclonedx", "spdx", "json"):
         raise _fail(f"invalid output {output!r}: use table, cyclonedx, spdx or json", 2)
-    ref = _reference(image)
-
-    async def go() -> sbom_core.Sbom:
-        async with registries.client_for(ref.registry) as client:
-            return await sbom_engine.catalogue(client, ref.repository, ref.reference, platform=platform)
-
-    try:
-        with consoles.err.status(f"reading {ref}…"):
-            found = asyncio.run(go())
-    except (RegistryError, sbom_engine.SbomError) as exc:
-        raise _fail(str(exc)) from exc
+    read = read_sbom(image, platform=platform, local=local, remote=remote)
+    found, name = read.sbom, read.name
     if output == "cyclonedx":
-        document = sbom_core.to_cyclonedx(str(ref), found.digest, found.packages, distro=found.distro)
+        document = sbom_core.to_cyclonedx(name, found.digest, found.packages, distro=found.distro)
         print(json.dumps(document, indent=2))
     elif output == "spdx":
-        print(json.dumps(sbom_core.to_spdx(str(ref), found.digest, found.packages), indent=2))
+        print(json.dumps(sbom_core.to_spdx(name, found.digest, found.packages), indent=2))
     elif output == "json":
         print(
             json.dumps(
                 {
-                    "image": str(ref),
+                    "image": name,
+                    "source": read.source,
                     "digest": found.digest,
                     "platform": found.platform,
                     "distro": str(found.distro) if found.distro else None,
+                    "layers": list(found.layers),
                     "packages": [
                         {
                             "type": p.type.value,
@@ -376,6 +469,7 @@ def sbom(
         )
     else:
         distro = f" ({found.distro.pretty_name or found.distro})" if found.distro else ""
-        consoles.out.print(f"{ref}  {found.digest}{distro}: {len(found.packages)} packages", highlight=False)
+        where = " (local engine)" if read.source == ENGINE else ""
+        consoles.out.print(f"{name}{where}  {found.digest}{distro}: {len(found.packages)} packages", highlight=False)
         if found.packages:
             consoles.out.print(sbom_table(found))

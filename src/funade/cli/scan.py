@@ -1,9 +1,11 @@
-"""``funade image scan``: the vulnerabilities of a registry image, from its SBOM and the OSV data.
+"""``funade image scan``: the vulnerabilities of an image, from its SBOM and the OSV data.
 
-The SBOM is read from the registry without a pull (:mod:`funade.engine.sbom`); the
-advisories come from ``funade vuln db`` (:mod:`funade.adapters.vulndb`). Findings can be
-filtered by severity, without a fix, or accepted in ``.funadeignore`` / ``.trivyignore`` /
-``.trivyignore.yaml``; ``--exit-code`` makes a CI gate of it, as with Trivy.
+The SBOM is read from the registry without a pull, or from the local engine for an image
+never pushed (:func:`funade.cli.imagestore.read_sbom`); the advisories come from
+``funade vuln db`` (:mod:`funade.adapters.vulndb`). Findings can be filtered by severity,
+without a fix, or accepted in ``.funadeignore`` / ``.trivyignore`` / ``.trivyignore.yaml``;
+``--exit-code`` makes a CI gate of it, as with Trivy. Output: a table, JSON, SARIF, or
+CycloneDX 1.5 with the packages and their vulnerabilities in one document.
 """
 
 from __future__ import annotations
@@ -24,13 +26,12 @@ from rich.text import Text
 from funade.adapters import vulndb
 from funade.adapters.registry.client import RegistryError
 from funade.adapters.vulndb import VulnDB
-from funade.cli import consoles, registries, sarif
+from funade.cli import consoles, imagestore, registries, sarif
 from funade.cli.client import ApiError, Client, funade_home
 from funade.core import oci
-from funade.core import sbom as sbom_core
+from funade.core.vuln import findings as findings_core
 from funade.core.vuln import ignore
 from funade.core.vuln.osv import Level
-from funade.engine import sbom as sbom_engine
 from funade.engine import scan as scan_engine
 
 __all__ = ["findings_table", "register", "to_sarif"]
@@ -38,6 +39,7 @@ __all__ = ["findings_table", "register", "to_sarif"]
 _STYLES = {Level.CRITICAL: "bold red", Level.HIGH: "red", Level.MEDIUM: "yellow", Level.LOW: "cyan"}
 _SARIF_LEVEL = {Level.CRITICAL: "error", Level.HIGH: "error", Level.MEDIUM: "warning", Level.LOW: "note"}
 _IGNORE_FILES = (".funadeignore", ".trivyignore", ".trivyignore.yaml")
+_OUTPUTS = ("table", "json", "sarif", "cyclonedx")
 DEFAULT_MAX_AGE_DAYS = 5.0
 
 
@@ -150,7 +152,7 @@ def _cached(ref: oci.Reference) -> dict[str, Any]:
 
 
 def scan(
-    image: str = typer.Argument(..., help="REGISTRY/REPO:TAG or @DIGEST (the embedded registry by default)"),
+    image: str = typer.Argument(..., help="NAME[:TAG] in the local engine, or [REGISTRY/]REPO:TAG or @DIGEST"),
     severity: str = typer.Option("", "--severity", help="only these levels, e.g. CRITICAL,HIGH"),
     exit_code: int = typer.Option(0, "--exit-code", help="exit with this code when findings remain"),
     ignore_unfixed: bool = typer.Option(False, "--ignore-unfixed", help="leave out findings without a fix"),
@@ -160,17 +162,27 @@ def scan(
         help="more ignore files (default: ./.funadeignore, ./.trivyignore, ./.trivyignore.yaml when present)",
     ),
     max_age: float = typer.Option(DEFAULT_MAX_AGE_DAYS, "--max-age", help="warn when the data is older (days)"),
-    platform: str = typer.Option("linux/amd64", "--platform", help="which image of a multi-platform index"),
+    platform: str | None = imagestore.PlatformOpt,
+    local: bool = imagestore.LocalOpt,
+    remote: bool = imagestore.RemoteOpt,
     cached: bool = typer.Option(False, "--cached", help="the result the server kept from the scan on push"),
-    output: str = typer.Option("table", "-o", "--output", help="table | json | sarif"),
+    output: str = typer.Option("table", "-o", "--output", help="table | json | sarif | cyclonedx"),
 ) -> None:
-    """Scan a registry image for known vulnerabilities (OSV data from `funade vuln db update|import`).
+    """Scan an image for known vulnerabilities (OSV data from `funade vuln db update|import`).
 
-    The server scans every image pushed to the embedded registry (and again when the data
-    changes): `--cached` shows that result at once.
+    The image is read as `funade image sbom` reads it: from the registry a reference
+    names, from the local Docker Engine when it has the name (`--local` / `--remote`
+    decide instead), else from the embedded registry. The server scans every image
+    pushed to the embedded registry (and again when the data changes): `--cached` shows
+    that result at once. `-o cyclonedx` writes CycloneDX 1.5 with the packages and their
+    vulnerabilities.
     """
-    if output not in ("table", "json", "sarif"):
-        raise _fail(f"invalid output {output!r}: use table, json or sarif")
+    if output not in _OUTPUTS:
+        raise _fail(f"invalid output {output!r}: use table, json, sarif or cyclonedx")
+    if cached and local:
+        raise _fail("--cached shows the server's scans of registry images: drop --local")
+    if cached and output == "cyclonedx":
+        raise _fail("--cached keeps the findings, not the package list: -o cyclonedx needs a fresh scan")
     levels = {s.strip().upper() for s in severity.split(",") if s.strip()}
     unknown = levels - {level.value for level in Level}
     if unknown:
@@ -181,8 +193,10 @@ def scan(
         raise _fail(str(exc)) from exc
     defaults = [Path(name) for name in _IGNORE_FILES if Path(name).is_file()]
     rules = _ignore_rules([*defaults, *ignorefile])
+    read: imagestore.ImageSbom | None = None
     if cached:
         result = _cached(ref)
+        name, source = str(ref), imagestore.REGISTRY
         digest, distro, package_count = str(result["digest"]), result.get("distro"), int(result.get("packages", 0))
         imported = result.get("dataImportedAt")
         every = [scan_engine.Finding.from_json(f) for f in result.get("findings", [])]
@@ -191,16 +205,9 @@ def scan(
         imported = data.imported_at()
         if imported is None:
             raise _fail("no vulnerability data: run `funade vuln db update` (or `funade vuln db import PATH`)", 1)
-
-        async def go() -> sbom_core.Sbom:
-            async with registries.client_for(ref.registry) as client:
-                return await sbom_engine.catalogue(client, ref.repository, ref.reference, platform=platform)
-
-        try:
-            with consoles.err.status(f"scanning {ref}…"):
-                found = asyncio.run(go())
-        except (RegistryError, sbom_engine.SbomError) as exc:
-            raise _fail(str(exc), 1) from exc
+        read = imagestore.read_sbom(image, platform=platform, local=local, remote=remote)
+        found = read.sbom
+        name, source = read.name, read.source
         digest, distro, package_count = found.digest, str(found.distro) if found.distro else None, len(found.packages)
         every = scan_engine.scan(found, data)
     age_days = (time.time() - float(imported)) / 86400 if imported else float("inf")
@@ -224,7 +231,8 @@ def scan(
         print(
             json.dumps(
                 {
-                    "image": str(ref),
+                    "image": name,
+                    "source": source,
                     "digest": digest,
                     "distro": distro,
                     "packages": package_count,
@@ -237,12 +245,15 @@ def scan(
             )
         )
     elif output == "sarif":
-        print(json.dumps(to_sarif(str(ref), findings), indent=2))
+        print(json.dumps(to_sarif(name, findings), indent=2))
+    elif output == "cyclonedx" and read is not None:
+        print(json.dumps(findings_core.to_cyclonedx(read.sbom, findings, image_ref=name), indent=2))
     else:
         counts = {level: sum(f.severity is level for f in findings) for level in Level}
         summary = ", ".join(f"{n} {level.value}" for level, n in counts.items() if n) or "no findings"
+        where = " (local engine)" if source == imagestore.ENGINE else ""
         consoles.out.print(
-            f"{ref}  {digest}  {package_count} packages: {summary}"
+            f"{name}{where}  {digest}  {package_count} packages: {summary}"
             + (f" ({len(accepted)} ignored)" if accepted else ""),
             highlight=False,
         )

@@ -1,4 +1,5 @@
-"""Cataloguing an image in a registry: which packages its layers leave installed, and which layer added each.
+"""Cataloguing an image in a registry or in the local engine: which packages its layers leave installed,
+and which layer added each.
 
 Layers are read the way a container runtime stacks them: in order, each one's whiteouts
 (``.wh.NAME``, and ``.wh..wh..opq`` for a whole directory) hiding what the layers below
@@ -14,6 +15,13 @@ chunk. The exceptions are jars, which ``zipfile`` must seek: each is copied to a
 `tempfile.SpooledTemporaryFile` that stays in memory up to 64 MiB. After the tar's end
 the rest of the blob is drained so the client still checks its digest.
 
+An image in the local Docker Engine (never pushed) is read the same way from the tar
+``docker save`` writes (``GET /images/{name}/get`` through :class:`LocalImages`), in one
+pass: the tar nests each layer as a member (``ID/layer.tar``, or ``blobs/sha256/…`` in
+the OCI layout Docker 25 writes), so each is walked as it streams by, and the order is
+applied once ``manifest.json``, usually last, says it. Layers are then named by their
+digest in the engine: the blob's in an OCI layout, else the config's ``diff_ids``.
+
 Attribution: a package belongs to the layer that last wrote its metadata file, except
 for dpkg and apk databases, which every ``apt-get install`` rewrites whole: there a
 package keeps the layer it first appeared in for as long as the same name, version and
@@ -24,19 +32,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
+import posixpath
 import shutil
 import tarfile
 import tempfile
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import IO
+from typing import IO, Protocol, TypeVar
 
 from funade.core import oci, sbom
 from funade.core.ports import Registry
 
-__all__ = ["SbomError", "catalogue"]
+__all__ = ["LocalImages", "SbomError", "catalogue", "catalogue_local"]
 
+_T = TypeVar("_T")
 _CHUNK = 1 << 20
 _JAR_IN_MEMORY = 64 << 20
 #: How much of a Go binary after the build-info magic is handed to the parser.
@@ -45,6 +56,16 @@ _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _WHITEOUT = ".wh."
 _OPAQUE = ".wh..wh..opq"
 _DATABASES = (sbom.FileKind.DPKG_STATUS, sbom.FileKind.APK_INSTALLED)
+#: Files of a ``docker save`` tar kept in memory (manifest.json, the image config): at most this big.
+_SAVED_FILE_MAX = 16 << 20
+
+
+class LocalImages(Protocol):
+    """A local container engine's images, as ``docker save`` writes them (the Docker adapter's client)."""
+
+    def export_image(self, ref: str) -> AsyncGenerator[bytes, None]:
+        """Stream one image as a ``docker save`` tar (``contextlib.aclosing`` it)."""
+        ...
 
 
 class SbomError(Exception):
@@ -72,6 +93,14 @@ class _LayerScan:
 
 
 # -- reading a blob from a worker thread ----------------------------------------------------------
+
+
+class _Readable(Protocol):
+    """What a layer walk reads from: a blob from the registry, or a layer member of a saved image."""
+
+    def peek(self, size: int, /) -> bytes: ...
+
+    def read(self, size: int = -1, /) -> bytes: ...
 
 
 class _BlobReader:
@@ -112,9 +141,11 @@ class _BlobReader:
         del self._buffer[:size]
         return out
 
-    def drain(self) -> None:
-        while self.read(_CHUNK):
-            pass
+
+async def _walk(chunks: AsyncGenerator[bytes, None], walk: Callable[[_Readable], _T]) -> _T:
+    """Run ``walk`` over a chunk stream in a worker thread; the stream is closed after."""
+    async with contextlib.aclosing(chunks):
+        return await asyncio.to_thread(walk, _BlobReader(chunks, asyncio.get_running_loop()))
 
 
 # -- one layer ------------------------------------------------------------------------------------
@@ -187,9 +218,9 @@ def _read_member(tar: tarfile.TarFile, member: tarfile.TarInfo, path: str) -> _F
     return None
 
 
-def _scan_layer(reader: _BlobReader, digest: str) -> _LayerScan:
+def _scan_layer(reader: _Readable, digest: str) -> _LayerScan:
     """Walk one layer tar (in the worker thread): whiteouts, replacements and the files catalogers want."""
-    if reader.peek(4) == _ZSTD_MAGIC:
+    if reader.peek(4)[:4] == _ZSTD_MAGIC:
         raise SbomError(f"layer {digest} is zstd-compressed, which funade cannot read yet")
     scan = _LayerScan()
     try:
@@ -224,7 +255,8 @@ def _scan_layer(reader: _BlobReader, digest: str) -> _LayerScan:
                     scan.found[path] = _Found(
                         found.kind, tuple(replace(p, layer=digest) for p in found.packages), found.distro
                     )
-        reader.drain()
+        while reader.read(_CHUNK):  # past the tar's end: a registry client checks the digest at the last byte
+            pass
     except (tarfile.TarError, EOFError, OSError) as exc:
         raise SbomError(f"cannot read layer {digest}: {exc}") from exc
     return scan
@@ -314,6 +346,17 @@ def _distro(state: Mapping[str, _Found]) -> sbom.Distro | None:
     return None
 
 
+def _result(
+    state: Mapping[str, _Found], *, reference: str, digest: str, platform: str, layers: tuple[str, ...]
+) -> sbom.Sbom:
+    """The SBOM of the stacked layers: every package left visible, its purl computed for the distro."""
+    distro = _distro(state)
+    packages = sbom.sort_packages(sbom.with_distro((p for f in state.values() for p in f.packages), distro))
+    return sbom.Sbom(
+        reference=reference, digest=digest, platform=platform, distro=distro, packages=tuple(packages), layers=layers
+    )
+
+
 async def catalogue(
     registry: Registry,
     repository: str,
@@ -336,22 +379,151 @@ async def catalogue(
     if manifest.config is None or manifest.config.media_type not in (oci.OCI_CONFIG, oci.DOCKER_CONFIG):
         raise SbomError(f"{repository}@{manifest.digest} is not a container image (no image config)")
     config = await _blob_bytes(registry, repository, manifest.config.digest)
-    loop = asyncio.get_running_loop()
     state: dict[str, _Found] = {}
     for index, layer in enumerate(manifest.layers):
         if on_layer is not None:
             on_layer(index, len(manifest.layers), layer)
-        async with contextlib.aclosing(registry.open_blob(repository, layer.digest)) as chunks:
-            reader = _BlobReader(aiter(chunks), loop)
-            scan = await asyncio.to_thread(_scan_layer, reader, layer.digest)
-        _apply(state, scan)
-    distro = _distro(state)
-    packages = sbom.sort_packages(sbom.with_distro((p for f in state.values() for p in f.packages), distro))
-    return sbom.Sbom(
+        walk = functools.partial(_scan_layer, digest=layer.digest)
+        _apply(state, await _walk(registry.open_blob(repository, layer.digest), walk))
+    return _result(
+        state,
         reference=f"{registry.registry}/{repository}{'@' if ':' in reference else ':'}{reference}",
         digest=manifest.digest,
         platform=_platform_of(config, platform),
-        distro=distro,
-        packages=tuple(packages),
         layers=tuple(layer.digest for layer in manifest.layers),
+    )
+
+
+# -- an image in the local engine -----------------------------------------------------------------
+
+
+@dataclass
+class _Saved:
+    """What one pass over a ``docker save`` tar kept: small files, each layer's walk, links, unreadable layers."""
+
+    files: dict[str, bytes] = field(default_factory=dict)
+    layers: dict[str, _LayerScan] = field(default_factory=dict)
+    links: dict[str, str] = field(default_factory=dict)
+    errors: dict[str, SbomError] = field(default_factory=dict)
+
+
+def _layer_member(path: str, size: int, head: bytes) -> bool:
+    """Whether a member of a saved image is a layer: ``ID/layer.tar``, or a blob that is not small JSON."""
+    if path.endswith("/layer.tar"):
+        return True
+    return path.startswith("blobs/") and not (head == b"{" and size <= _SAVED_FILE_MAX)
+
+
+def _read_saved(reader: _Readable) -> _Saved:
+    """Walk a ``docker save`` tar once (in the worker thread): every layer as it passes, the small files kept."""
+    saved = _Saved()
+    try:
+        with tarfile.open(fileobj=reader, mode="r|") as tar:  # type: ignore[call-overload]
+            for member in tar:
+                path = sbom.normalize_path(member.name)
+                if member.issym() or member.islnk():  # Docker links a layer saved twice to its first copy
+                    target = (
+                        member.linkname if member.islnk() else posixpath.join(posixpath.dirname(path), member.linkname)
+                    )
+                    saved.links[path] = sbom.normalize_path(posixpath.normpath(target))
+                    continue
+                stream = tar.extractfile(member) if member.isreg() else None
+                if stream is None:
+                    continue
+                with stream:
+                    if _layer_member(path, member.size, stream.peek(1)[:1]):
+                        try:
+                            saved.layers[path] = _scan_layer(stream, path)
+                        except SbomError as exc:  # an error only if manifest.json names it a layer
+                            saved.errors[path] = exc
+                    elif member.size <= _SAVED_FILE_MAX:
+                        saved.files[path] = stream.read()
+        while reader.read(_CHUNK):
+            pass
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        raise SbomError(f"cannot read the saved image: {exc}") from exc
+    return saved
+
+
+def _follow(saved: _Saved, path: str) -> str:
+    seen: set[str] = set()
+    while path in saved.links and path not in seen:
+        seen.add(path)
+        path = saved.links[path]
+    return path
+
+
+def _saved_file(saved: _Saved, path: str, name: str) -> tuple[bytes, object]:
+    """A small file of the saved image: its bytes and what they say as JSON."""
+    data = saved.files.get(_follow(saved, sbom.normalize_path(path)))
+    if data is None:
+        raise SbomError(f"{name}: the saved image has no {path}")
+    try:
+        return data, json.loads(data)
+    except ValueError as exc:
+        raise SbomError(f"{name}: {path} in the saved image is not JSON: {exc}") from exc
+
+
+def _saved_layer(saved: _Saved, path: str, name: str) -> tuple[str, _LayerScan]:
+    """A layer's walk by its ``manifest.json`` path, and the member it was read from."""
+    real = _follow(saved, sbom.normalize_path(path))
+    if real in saved.errors:
+        raise saved.errors[real]
+    if real not in saved.layers:
+        raise SbomError(f"{name}: the saved image has no layer {path}")
+    return real, saved.layers[real]
+
+
+def _relabel(scan: _LayerScan, digest: str) -> _LayerScan:
+    """The walk of a layer with its packages attributed to ``digest`` (it was walked before its digest was known)."""
+    found = {
+        path: replace(f, packages=tuple(replace(p, layer=digest) for p in f.packages)) for path, f in scan.found.items()
+    }
+    return replace(scan, found=found)
+
+
+def _entry(manifest: object, name: str) -> Mapping[str, object]:
+    """The ``manifest.json`` entry of the saved image (one per image; the one tagged ``name`` if several)."""
+    entries = [e for e in manifest if isinstance(e, Mapping)] if isinstance(manifest, list) else []
+    if not entries:
+        raise SbomError(f"{name}: the saved image's manifest.json lists no image")
+    tagged = [e for e in entries if name in (e.get("RepoTags") or ())]
+    return tagged[0] if tagged else entries[0]
+
+
+async def catalogue_local(images: LocalImages, name: str) -> sbom.Sbom:
+    """The packages installed in an image of the local engine, read from ``docker save`` without a registry.
+
+    Args:
+        name: What the engine knows the image by: ``name:tag``, ``name@digest`` or an image ID.
+
+    Returns:
+        The SBOM; its digest is the image ID (the config's digest), its layers the engine's layer digests.
+
+    Raises:
+        SbomError: The saved tar is not an image the engine writes, or a layer is not a readable tar.
+    """
+    saved = await _walk(images.export_image(name), _read_saved)
+    entry = _entry(_saved_file(saved, "manifest.json", name)[1], name)
+    config_path, layer_paths = entry.get("Config"), entry.get("Layers")
+    if not isinstance(config_path, str) or not isinstance(layer_paths, list):
+        raise SbomError(f"{name}: the saved image's manifest.json has no Config or Layers")
+    config, config_doc = _saved_file(saved, config_path, name)
+    rootfs = config_doc.get("rootfs") if isinstance(config_doc, Mapping) else None
+    diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, Mapping) else None
+    if not isinstance(diff_ids, list) or len(diff_ids) != len(layer_paths):
+        raise SbomError(f"{name}: the image config's rootfs.diff_ids do not match the saved layers")
+    state: dict[str, _Found] = {}
+    digests: list[str] = []
+    for path, diff_id in zip(layer_paths, diff_ids, strict=True):
+        real, scan = _saved_layer(saved, str(path), name)
+        digest = "sha256:" + real.rpartition("/")[2] if real.startswith("blobs/sha256/") else str(diff_id)
+        digests.append(digest)
+        _apply(state, _relabel(scan, digest))
+    return _result(
+        state,
+        reference=name,
+        digest=oci.digest_of(config),
+        platform=_platform_of(config, "unknown"),
+        layers=tuple(digests),
     )

@@ -4,18 +4,18 @@ Debian advisories name source packages and source versions, so a binary package 
 looked up by its source (``libc6`` → ``glibc``) in the image's release (``Debian:12``);
 Alpine by origin and ``Alpine:v3.19``; language packages by name in their ecosystem.
 Matching and severity are :mod:`funade.core.vuln`'s; the data comes through the
-:class:`~funade.core.ports.VulnData` seam.
+:class:`~funade.core.ports.VulnData` seam; a :class:`Finding` is
+:mod:`funade.core.vuln.findings`'s value.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any
 
 from funade.core import sbom, vuln
 from funade.core.ports import VulnData
 from funade.core.vuln import osv
+from funade.core.vuln.findings import Finding
 
 __all__ = ["Finding", "ecosystem_of", "scan"]
 
@@ -25,55 +25,6 @@ _LANGUAGE = {
     sbom.PackageType.GOLANG: "Go",
     sbom.PackageType.MAVEN: "Maven",
 }
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One advisory affecting one installed package."""
-
-    id: str
-    aliases: tuple[str, ...]
-    package: str
-    type: str
-    installed: str
-    fixed: str | None
-    severity: osv.Level
-    severity_source: str
-    layer: str | None
-    purl: str
-    summary: str
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Finding:
-        """A finding as :meth:`to_json` wrote it (a stored scan result)."""
-        return cls(
-            id=str(data["id"]),
-            aliases=tuple(data.get("aliases") or ()),
-            package=str(data["package"]),
-            type=str(data["type"]),
-            installed=str(data["installed"]),
-            fixed=data.get("fixed"),
-            severity=osv.Level(data.get("severity", "UNKNOWN")),
-            severity_source=str(data.get("severitySource") or ""),
-            layer=data.get("layer"),
-            purl=str(data.get("purl") or ""),
-            summary=str(data.get("summary") or ""),
-        )
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "id": self.id,
-            "aliases": list(self.aliases),
-            "package": self.package,
-            "type": self.type,
-            "installed": self.installed,
-            "fixed": self.fixed,
-            "severity": self.severity.value,
-            "severitySource": self.severity_source,
-            "layer": self.layer,
-            "purl": self.purl,
-            "summary": self.summary,
-        }
 
 
 def ecosystem_of(package: sbom.Package, distro: sbom.Distro | None) -> tuple[str, str, str] | None:
@@ -132,6 +83,7 @@ def scan(found: sbom.Sbom, data: VulnData) -> list[Finding]:
                 layer=package.layer,
                 purl=package.purl,
                 summary=advisory.summary,
+                severities=osv.scores(advisory, ecosystem, name),
             )
     return sorted(findings.values(), key=lambda f: (f.severity.rank, f.package, f.id))
 

@@ -72,6 +72,7 @@ DEFAULT_SOCKET = "/var/run/docker.sock"
 #: Newest API version funade is written against; older Engines are spoken to in theirs.
 MAX_API_VERSION = "1.43"
 DEFAULT_TIMEOUT_S = 30.0
+_EXPORT_CHUNK = 1 << 20
 
 _Params = list[tuple[str, str]]
 
@@ -669,6 +670,16 @@ class DockerClient:
         if not digests:
             raise ImagePushError(None, f"cannot push {ref}: the Engine did not report a digest")
         return str(digests[-1])
+
+    async def export_image(self, ref: str) -> AsyncGenerator[bytes, None]:
+        """Stream one local image as ``docker save`` writes it: a tar of manifest.json, the config and the layers.
+
+        Raises:
+            NotFound: The engine has no such image (raised on the first iteration).
+        """
+        async with self._stream("GET", f"/images/{_image_path(ref)}/get", timeout=self._stream_timeout) as response:
+            async for chunk in response.aiter_bytes(_EXPORT_CHUNK):
+                yield chunk
 
     async def tag_image(self, ref: str, repo: str, tag: str = "latest") -> None:
         """Add the name ``repo:tag`` to the image ``ref``."""

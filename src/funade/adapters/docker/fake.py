@@ -19,10 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import hashlib
+import io
 import json
 import re
 import signal as signals
+import tarfile
 from collections import deque
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -141,6 +144,69 @@ class _Image:
     labels: dict[str, str] = field(default_factory=dict)
     size: int = 0
     created: float = DEFAULT_START
+    layers: tuple[bytes, ...] = ()
+
+
+def _diff_id(layer: bytes) -> str:
+    """A layer's digest as the Engine keeps it: of the uncompressed tar."""
+    return "sha256:" + hashlib.sha256(gzip.decompress(layer) if layer[:2] == b"\x1f\x8b" else layer).hexdigest()
+
+
+def _image_config(image: _Image) -> bytes:
+    """The image config the Engine would keep for ``image`` (its digest is the image ID)."""
+    config: dict[str, object] = {
+        "User": image.user,
+        "Env": list(image.env),
+        "Entrypoint": None if image.entrypoint is None else list(image.entrypoint),
+        "Cmd": None if image.cmd is None else list(image.cmd),
+        "WorkingDir": image.working_dir,
+        "Labels": dict(image.labels),
+        "ExposedPorts": {port: {} for port in image.exposed_ports},
+    }
+    rootfs = {"type": "layers", "diff_ids": [_diff_id(layer) for layer in image.layers]}
+    document = {"architecture": "amd64", "os": "linux", "config": config, "rootfs": rootfs}
+    return json.dumps(document, sort_keys=True).encode()
+
+
+def _saved(image: _Image) -> bytes:
+    """``docker save`` of one image in the Engine's classic layout: ``ID/layer.tar`` per layer, a layer
+    saved twice linked to its first copy, the config as ``HEX.json``, then ``manifest.json``."""
+    config = _image_config(image)
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+
+        def add(name: str, data: bytes | None = None, link: str | None = None) -> None:
+            info = tarfile.TarInfo(name)
+            if link is not None:
+                info.type, info.linkname = tarfile.SYMTYPE, link
+                tar.addfile(info)
+            elif data is None:
+                info.type, info.mode = tarfile.DIRTYPE, 0o755
+                tar.addfile(info)
+            else:
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+
+        saved: dict[str, str] = {}
+        paths: list[str] = []
+        chain = ""
+        for layer in image.layers:
+            diff_id = _diff_id(layer)
+            chain = _digest("layer", chain, diff_id)
+            path = f"{chain}/layer.tar"
+            add(chain)
+            add(f"{chain}/VERSION", b"1.0")
+            if diff_id in saved:
+                add(path, link=f"../{saved[diff_id]}")
+            else:
+                add(path, gzip.decompress(layer) if layer[:2] == b"\x1f\x8b" else layer)
+                saved[diff_id] = path
+            paths.append(path)
+        config_name = f"{hashlib.sha256(config).hexdigest()}.json"
+        add(config_name, config)
+        manifest = [{"Config": config_name, "RepoTags": list(image.tags) or None, "Layers": paths}]
+        add("manifest.json", json.dumps(manifest).encode())
+    return raw.getvalue()
 
 
 @dataclass
@@ -355,9 +421,17 @@ class FakeDocker:
         labels: Mapping[str, str] | None = None,
         exposed_ports: Sequence[str] = (),
         size: int = 0,
+        layers: Sequence[bytes] = (),
     ) -> str:
-        """Make an image present locally under ``ref``; returns its ID."""
+        """Make an image present locally under ``ref``; returns its ID.
+
+        With ``layers`` (layer tars, plain or gzipped) `export_image` saves them, and the ID
+        is the digest of the image config, as in the Engine.
+        """
         image = self._make_image(ref, user, env, entrypoint, cmd, working_dir, labels, exposed_ports, size, digest=None)
+        if layers:
+            image.layers = tuple(layers)
+            image.id = "sha256:" + hashlib.sha256(_image_config(image)).hexdigest()
         self._store_image(image)
         return image.id
 
@@ -1055,6 +1129,7 @@ class FakeDocker:
             tags=[_normalize_ref(f"{repo}:{tag}")],
             digests=[],
             size=len(tar),
+            layers=(tar,),
             created=self.now,
         )
         for change in changes:
@@ -1086,6 +1161,17 @@ class FakeDocker:
             image.digests.append(f"{repo}@{digest}")
         self._remote[norm] = image
         return digest
+
+    async def export_image(self, ref: str) -> AsyncGenerator[bytes, None]:
+        """The local image ``ref`` as ``docker save`` writes it, in 64 KiB chunks.
+
+        Raises:
+            NotFound: There is no such local image (on the first iteration, as the Engine).
+        """
+        self._check()
+        data = _saved(self._image(ref))
+        for at in range(0, len(data), 64 << 10):
+            yield data[at : at + (64 << 10)]
 
     async def tag_image(self, ref: str, repo: str, tag: str = "latest") -> None:
         """Add the name ``repo:tag`` to the image ``ref`` (moving it off any other image)."""

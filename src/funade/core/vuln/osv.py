@@ -47,6 +47,7 @@ __all__ = [
     "ecosystem_matches",
     "normalize_name",
     "parse_advisory",
+    "scores",
     "severity",
 ]
 
@@ -544,6 +545,16 @@ def _cvss_rating(entries: Iterable[Severity]) -> Rating | None:
 def _level(score: float) -> Level:
     name = cvss.rating(score)
     return Level.UNKNOWN if name == "NONE" else Level(name)
+
+
+def scores(advisory: Advisory, ecosystem: str, package: str) -> tuple[Severity, ...]:
+    """The advisory's ``severity`` entries for ``package`` (its ``affected`` entries' first, then the top level).
+
+    These are what a report repeats (CVSS vectors, Ubuntu priorities); :func:`severity`
+    is the one level funade decides from them and the advisory's own rating.
+    """
+    listed = [s for entry in _entries(advisory, ecosystem, package) for s in entry.severity] + list(advisory.severity)
+    return tuple(dict.fromkeys(listed))
 
 
 def severity(advisory: Advisory, ecosystem: str, package: str | None = None) -> Rating:
