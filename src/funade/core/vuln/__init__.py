@@ -3,8 +3,10 @@
 Pure functions only: :mod:`~funade.core.vuln.versions` orders versions the way each
 package manager does, :mod:`~funade.core.vuln.osv` parses OSV records and decides
 whether one affects an installed package (and at which severity), and
-:mod:`~funade.core.vuln.cvss` turns a CVSS v3 vector into a base score. Downloading and
-storing the data, and reading packages out of images, live in adapters and the engine.
+:mod:`~funade.core.vuln.cvss` turns a CVSS v3 vector into a base score, and
+:mod:`~funade.core.vuln.findings` holds what a scan found and writes it as CycloneDX.
+Downloading and storing the data, and reading packages out of images, live in adapters
+and the engine.
 """
 
 from __future__ import annotations
