@@ -29,53 +29,44 @@ everything on exit, failure or Ctrl-C. See bench/README.md.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import copy
 import itertools
 import json
-import multiprocessing
-import os
-import platform
 import re
 import shutil
-import signal
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 import httpx
 import yaml
-from harness import guarded
-from rich.console import Console
-from rich.table import Table
-from zero_downtime import (
-    DISCONNECT,
-    HTTP_ERROR,
-    KINDS,
-    OK,
-    OTHER,
-    REFUSED,
-    RESET,
-    TIMEOUT,
+from harness import (
+    FUNADE,
+    ROOT,
     BenchError,
-    Records,
-    _Disconnected,
-    _read_response,
-    free_port,
-    haproxy_pids,
+    FunadeServer,
+    Obj,
+    fmt_ratio,
+    fmt_seconds,
+    guarded,
+    machine,
+    noise_notes,
+    other_load,
+    report,
+    require_images,
+    rounded,
     run,
 )
+from load import HTTP_ERROR, KINDS, OK, Load, Profile, Records
+from rich.console import Console
+from rich.table import Table
 
-ROOT = Path(__file__).resolve().parent.parent
-FUNADE = ROOT / ".venv" / "bin" / "funade"
 SEED = Path("/work/shared/seed-examples/k8s/base")  # the seed's files; the repository keeps identical copies
 FIXTURES = ROOT / "tests" / "fixtures" / "argo"
 IMAGE_GOOD = "funade-testapp:2.0.0"
@@ -96,109 +87,15 @@ WAIT_TIMEOUT_S = 120.0  # any single wait beyond the rollout's own schedule
 FLAGGER_THRESHOLD = 1  # Flagger's default `threshold` (reference §4)
 FLAGGER_MIN_INTERVAL_S = 10.0  # Flagger's floor on `interval`, in code
 
-Obj = dict[str, Any]
 err = Console(stderr=True, highlight=False)
 
 
-# -- the load: paced clients in a child process -------------------------------------------
+# -- what the load saw ------------------------------------------------------------------
 
 
-async def _client(port: int, stop: asyncio.Event, records: Records, period: float, offset: float) -> None:
-    """One keep-alive client sending a request every ``period`` s (a slot missed is skipped, never bunched)."""
-    request = f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: funade-bench\r\n\r\n".encode()
-    reader: asyncio.StreamReader | None = None
-    writer: asyncio.StreamWriter | None = None
-    due = time.monotonic() + offset
-    while not stop.is_set():
-        delay = due - time.monotonic()
-        if delay > 0:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay)
-            if stop.is_set():
-                break
-        t0 = time.monotonic()
-        due = max(due + period, t0)
-        outcome, status, version, keep = OK, 0, 0, True
-        try:
-            async with asyncio.timeout(REQUEST_TIMEOUT_S):
-                if writer is None:
-                    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-                assert reader is not None
-                writer.write(request)
-                await writer.drain()
-                status, version, keep = await _read_response(reader)
-            if not 200 <= status < 300:
-                outcome = HTTP_ERROR
-        except TimeoutError:
-            outcome = TIMEOUT
-        except ConnectionRefusedError:
-            outcome = REFUSED
-        except ConnectionResetError:
-            outcome = RESET
-        except (_Disconnected, BrokenPipeError, ConnectionAbortedError):
-            outcome = DISCONNECT
-        except (OSError, ValueError):
-            outcome = OTHER
-        records.add(t0, time.monotonic() - t0, outcome, status, version)
-        if outcome not in (OK, HTTP_ERROR) or not keep:
-            if writer is not None:
-                writer.transport.abort()
-            reader = writer = None
-    if writer is not None:
-        writer.transport.abort()
-
-
-async def _load(port: int, rate: float, clients: int, max_seconds: float, conn: Connection) -> Records:
-    records = Records()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-
-    def stopped() -> None:
-        loop.remove_reader(conn.fileno())
-        stop.set()
-
-    loop.add_reader(conn.fileno(), stopped)  # a message from the parent, or its death, stops the load
-    loop.call_later(max_seconds, stop.set)  # and it stops by itself in any case
-    period = clients / rate
-    await asyncio.gather(*(_client(port, stop, records, period, i * period / clients) for i in range(clients)))
-    return records
-
-
-def load_main(port: int, rate: float, clients: int, max_seconds: float, conn: Connection) -> None:
-    """Child process: paced load until told, or ``max_seconds``; then send the records back."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
-    conn.send("started")
-    records = asyncio.run(_load(port, rate, clients, max_seconds, conn))
-    with contextlib.suppress(OSError):
-        conn.send(records.dump())
-    conn.close()
-
-
-class Load:
-    """Constant load on 127.0.0.1:``port`` from a child process, so the bench's own work never delays it."""
-
-    def __init__(self, port: int, rate: float) -> None:
-        ctx = multiprocessing.get_context("spawn")
-        self.conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=load_main, args=(port, rate, CLIENTS, LOAD_MAX_S, child), daemon=True)
-        self.process.start()
-        child.close()
-        if not self.conn.poll(30) or self.conn.recv() != "started":
-            raise BenchError("the load client did not start")
-
-    def stop(self) -> Records:
-        with contextlib.suppress(OSError):
-            self.conn.send("stop")
-        if not self.conn.poll(30):
-            raise BenchError("the load client did not stop")
-        records = Records.load(self.conn.recv())
-        self.process.join(10)
-        return records
-
-    def kill(self) -> None:
-        if self.process.is_alive():
-            self.process.kill()
-            self.process.join(5)
+def paced(rate: float) -> Profile:
+    """``rate`` requests per second from :data:`CLIENTS` keep-alive clients; a non-2xx keeps the connection."""
+    return Profile(CLIENTS, rate=rate, max_seconds=LOAD_MAX_S, request_timeout=REQUEST_TIMEOUT_S)
 
 
 @dataclass(frozen=True)
@@ -359,41 +256,20 @@ def _wall(iso: str | None) -> float | None:
     return None if not iso else datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
-class Server:
+class Server(FunadeServer):
     """A private funade server with its Prometheus (own home, free loopback ports)."""
 
     def __init__(self) -> None:
-        self.home = Path(tempfile.mkdtemp(prefix="funade-canary-"))
-        self.address = f"127.0.0.1:{free_port()}"
-        self.prometheus = f"127.0.0.1:{free_port()}"
-        self.env = dict(
-            os.environ,
-            FUNADE_HOME=str(self.home),
-            FUNADE_ADDRESS=self.address,
-            FUNADE_REGISTRY=f"127.0.0.1:{free_port()}",
-            FUNADE_PROMETHEUS=self.prometheus,
-        )
-        self.pid: int | None = None
-        self.instance = ""
-        self.network_existed = True
-        self.http = httpx.Client(base_url=f"http://{self.address}", timeout=10)
+        super().__init__("funade-canary-", prometheus=True, down_timeout=120.0)
         # monotonic ↔ wall clock, to place the server's timestamps among the load's requests
         self.offset = time.time() - time.monotonic()
 
-    def cli(self, *args: str, timeout: float = 60.0) -> str:
-        return run([str(FUNADE), *args], env=self.env, timeout=timeout)
-
-    def start(self) -> None:
-        self.network_existed = bool(run(["docker", "network", "ls", "-q", "--filter", "name=^funade$"]).strip())
-        out = json.loads(
-            self.cli("up", "--address", self.address, "--no-registry", "--prometheus-address", self.prometheus,
-                     "-o", "json", timeout=90)
-        )  # fmt: skip
-        self.pid = int(out["pid"])
-        self.instance = (self.home / "instance-id").read_text().strip()
-        prometheus = out.get("prometheus") or {}
+    def start(self, *args: str, timeout: float = 90.0) -> Obj:
+        answer = super().start("--no-registry", "--prometheus-address", self.prometheus, *args, timeout=timeout)
+        prometheus = answer.get("prometheus") or {}
         if not prometheus.get("running"):
             raise BenchError(f"the embedded Prometheus did not start: {prometheus.get('error', prometheus)}")
+        return answer
 
     def apply(self, objects: list[Obj]) -> float:
         """POST /v1/apply; return the monotonic time just before the request."""
@@ -425,48 +301,6 @@ class Server:
 
     def mono(self, wall: float | None) -> float | None:
         return None if wall is None else wall - self.offset
-
-    def containers(self) -> list[str]:
-        if not self.instance:
-            return []
-        return run(["docker", "ps", "-aq", "--filter", f"label=funade.managed={self.instance}"]).split()
-
-    def cleanup(self) -> list[str]:
-        """Stop the server, Prometheus and the pods (and the network if this bench made it); delete the home."""
-        problems: list[str] = []
-        self.http.close()
-        try:
-            self.cli("down", "--delete-workloads", "-o", "json", timeout=120)
-        except BenchError as exc:
-            problems.append(f"funade down: {exc}")
-        if self.pid is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, 0)
-                problems.append(f"funade server {self.pid} survived `funade down`; killed it")
-                os.kill(self.pid, signal.SIGKILL)
-        for pid in haproxy_pids(self.home):
-            problems.append(f"an HAProxy of the bench's home ({pid}) survived `funade down`; killed it")
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        pid_file = self.home / "prometheus" / "prometheus.pid"
-        with contextlib.suppress(OSError, ValueError, ProcessLookupError):
-            pid = int(pid_file.read_text().strip())
-            os.kill(pid, 0)
-            problems.append(f"the bench's Prometheus ({pid}) survived `funade down`; killed it")
-            os.kill(pid, signal.SIGKILL)
-        try:
-            left = self.containers()
-            if left:
-                run(["docker", "rm", "-f", "-v", *left])
-            if not self.network_existed and self.instance:
-                nets = run(["docker", "network", "ls", "-q", "--filter", f"label=funade.managed={self.instance}"])
-                for net in nets.split():
-                    with contextlib.suppress(BenchError):
-                        run(["docker", "network", "rm", net])
-        except BenchError as exc:
-            problems.append(f"removing funade containers: {exc}")
-        shutil.rmtree(self.home, ignore_errors=True)
-        return problems
 
 
 # -- one attempt ------------------------------------------------------------------------------
@@ -524,11 +358,7 @@ class Bench:
         self.result: Obj = {}
 
     def check(self) -> None:
-        for image in (IMAGE_STABLE, IMAGE_GOOD, IMAGE_NEVER_READY):
-            try:
-                run(["docker", "image", "inspect", image])
-            except BenchError as exc:
-                raise BenchError(f"{image} is missing: run `bash scripts/build-test-images.sh` first") from exc
+        require_images(IMAGE_STABLE, IMAGE_GOOD, IMAGE_NEVER_READY)
         if shutil.which("prometheus") is None:
             raise BenchError("prometheus is missing: run `bash scripts/setup.sh` (Debian package prometheus)")
 
@@ -582,7 +412,7 @@ class Bench:
         s = self.server
         a = Attempt(label)
         before = s.status(self.manifests.name).get("currentPodHash", "")
-        load = Load(self.port, self.settings.rate)
+        load = Load(self.port, paced(self.settings.rate))
         try:
             time.sleep(LEAD_S)
             a.applied = s.apply([rollout])
@@ -679,8 +509,8 @@ class Bench:
             "message": st.get("message"),
             "aborted_by_analysis": failed_run is not None,
             "aborted_at_step": _abort_step(a),
-            "apply_to_abort_s": _round(a.rel(aborted)),
-            "first_5xx_s": _round(a.rel(first_bad)),
+            "apply_to_abort_s": rounded(a.rel(aborted)),
+            "first_5xx_s": rounded(a.rel(first_bad)),
             "first_5xx_to_abort_s": _between(first_bad, aborted),
             "analysis_start_to_abort_s": _between(run_started, aborted),
             "verdict_to_abort_s": _between(server.mono(verdict), aborted),
@@ -692,8 +522,8 @@ class Bench:
             "failed_by_v3": sum(not r.ok for r in served_v3),
             "failed_other": sum(not r.ok for r in window if r.version != 3),
             "failures": failure_kinds(window),
-            "blast_radius_percent": _round(100 * sum(not r.ok for r in served_v3) / max(1, len(window)), 4),
-            "v3_request_gap_s": _round(_median_gap([r.start for r in served_v3])),
+            "blast_radius_percent": rounded(100 * sum(not r.ok for r in served_v3) / max(1, len(window)), 4),
+            "v3_request_gap_s": rounded(_median_gap([r.start for r in served_v3])),
             "requests_after_stable": len(after),
             "versions_after_stable": versions_of(after),
             "analysis_run": _run_summary(failed_run) if failed_run else None,
@@ -733,7 +563,7 @@ class Bench:
             "message": st.get("message"),
             "by_deadline": "progress deadline" in str(st.get("message")),
             "progress_deadline_s": deadline,
-            "apply_to_abort_s": _round(a.rel(aborted)),
+            "apply_to_abort_s": rounded(a.rel(aborted)),
             "requests": len(attempt),
             "failed": sum(not r.ok for r in attempt),
             "failures": failure_kinds(attempt),
@@ -749,13 +579,7 @@ class Bench:
         never = self.never_ready()
         s, m = self.settings, self.manifests
         return {
-            "machine": {
-                "cpus": os.cpu_count(),
-                "kernel": platform.release(),
-                "python": platform.python_version(),
-                "docker": run(["docker", "version", "--format", "{{.Server.Version}}"]).strip(),
-                "prometheus": _prometheus_version(),
-            },
+            "machine": {**machine(docker=True), "prometheus": _prometheus_version()},
             "settings": {
                 "rate_per_s": s.rate,
                 "clients": CLIENTS,
@@ -779,10 +603,6 @@ class Bench:
 
     def cleanup(self) -> list[str]:
         return self.server.cleanup()
-
-
-def _round(value: float | None, digits: int = 3) -> float | None:
-    return None if value is None else round(value, digits)
 
 
 def _median_gap(times: list[float]) -> float | None:
@@ -866,23 +686,7 @@ def _prometheus_version() -> str:
     return "?"
 
 
-def other_load(instance: str) -> Obj:
-    """Other funade pods on this Docker Engine share dockerd and the CPUs: count them."""
-    owners = run(["docker", "ps", "--filter", "label=funade.managed", "--format", '{{.Label "funade.managed"}}'])
-    return {"other_funade_containers": len([o for o in owners.split() if o != instance]), "loadavg": os.getloadavg()}
-
-
 # -- output ---------------------------------------------------------------------------------------
-
-
-def _s(value: float | None) -> str:
-    return "—" if value is None else f"{value:.2f} s"
-
-
-def _ratio(a: float | None, b: float | None) -> str:
-    if a is None or not b:
-        return "—"
-    return f"{a / b:.2f}×"
 
 
 def _count(n: int, total: int) -> str:
@@ -916,8 +720,8 @@ def table(result: Obj) -> Table:
         f"{'yes' if g['promoted'] else 'NO'} ({g['steps']}/{g['steps']} steps)", "", "", "", "",
     )  # fmt: skip
     t.add_row(
-        "  apply → Healthy (pauses + analyses)", _s(g["total_s"]),
-        f"≥ {p['argo_promotion_floor_s']:.2f} s", _ratio(g["total_s"], p["argo_promotion_floor_s"]), "—", "",
+        "  apply → Healthy (pauses + analyses)", fmt_seconds(g["total_s"]),
+        f"≥ {p['argo_promotion_floor_s']:.2f} s", fmt_ratio(g["total_s"], p["argo_promotion_floor_s"]), "—", "",
     )  # fmt: skip
     t.add_row("  requests", f"{g['requests']:,}", "", "", "", "")
     t.add_row("  failed", _count(g["failed"], g["requests"]), "", "", "", "")
@@ -926,19 +730,20 @@ def table(result: Obj) -> Table:
     by = "analysis" if b["aborted_by_analysis"] else str(b["message"]) if b["aborted"] else "NOT ABORTED: promoted"
     t.add_row("  aborted by", by, "", "", "", "")
     t.add_row(
-        "  detection: analysis start → abort", _s(b["analysis_start_to_abort_s"]),
-        _s(p["argo_detection_s"]), _ratio(b["analysis_start_to_abort_s"], p["argo_detection_s"]),
-        _s(p["flagger_detection_s"]), _ratio(b["analysis_start_to_abort_s"], p["flagger_detection_s"]),
+        "  detection: analysis start → abort", fmt_seconds(b["analysis_start_to_abort_s"]),
+        fmt_seconds(p["argo_detection_s"]), fmt_ratio(b["analysis_start_to_abort_s"], p["argo_detection_s"]),
+        fmt_seconds(p["flagger_detection_s"]), fmt_ratio(b["analysis_start_to_abort_s"], p["flagger_detection_s"]),
     )  # fmt: skip
     t.add_row(
-        "  first 5xx → abort (pause included)", _s(b["first_5xx_to_abort_s"]),
-        _s(p["argo_first_5xx_to_abort_s"]), _ratio(b["first_5xx_to_abort_s"], p["argo_first_5xx_to_abort_s"]),
-        _s(p["flagger_detection_s"]), _ratio(b["first_5xx_to_abort_s"], p["flagger_detection_s"]),
+        "  first 5xx → abort (pause included)", fmt_seconds(b["first_5xx_to_abort_s"]),
+        fmt_seconds(p["argo_first_5xx_to_abort_s"]),
+        fmt_ratio(b["first_5xx_to_abort_s"], p["argo_first_5xx_to_abort_s"]),
+        fmt_seconds(p["flagger_detection_s"]), fmt_ratio(b["first_5xx_to_abort_s"], p["flagger_detection_s"]),
     )  # fmt: skip
     to_stable = b["abort_to_stable_s"]
-    shown = _s(to_stable) if to_stable is None or to_stable >= 0 else f"0 (−{-to_stable:.2f} s)"
+    shown = fmt_seconds(to_stable) if to_stable is None or to_stable >= 0 else f"0 (−{-to_stable:.2f} s)"
     t.add_row("  abort → 100 % stable", shown, "", "", "", "")
-    t.add_row("  first 5xx → 100 % stable", _s(b["first_5xx_to_stable_s"]), "", "", "", "")
+    t.add_row("  first 5xx → 100 % stable", fmt_seconds(b["first_5xx_to_stable_s"]), "", "", "", "")
     t.add_row("  requests in the attempt", f"{b['attempt_requests']:,}", "", "", "", "")
     t.add_row("  served by v3", _count(b["served_by_v3"], b["attempt_requests"]), "", "", "", "")
     t.add_row(
@@ -949,9 +754,9 @@ def table(result: Obj) -> Table:
     t.add_section()
     t.add_row(f"v4 never ready, progressDeadlineSeconds {n['progress_deadline_s']}", "", "", "", "", "")
     t.add_row(
-        "  apply → abort", _s(n["apply_to_abort_s"]),
-        _s(p["deadline_s"]), _ratio(n["apply_to_abort_s"], p["deadline_s"]),
-        _s(p["deadline_s"]), _ratio(n["apply_to_abort_s"], p["deadline_s"]),
+        "  apply → abort", fmt_seconds(n["apply_to_abort_s"]),
+        fmt_seconds(p["deadline_s"]), fmt_ratio(n["apply_to_abort_s"], p["deadline_s"]),
+        fmt_seconds(p["deadline_s"]), fmt_ratio(n["apply_to_abort_s"], p["deadline_s"]),
     )  # fmt: skip
     t.add_row("  requests / failed", f"{n['requests']:,} / {n['failed']:,}", "", "", "", "")
     return t
@@ -985,21 +790,15 @@ def notes(result: Obj) -> list[str]:
         f"v3 timeline, s after the apply: first v3 answer {at(b['first_v3_answer_s'])}, first 5xx "
         f"{at(b['first_5xx_s'])}; step 1 (pause) seen {at(seen.get(1))}, step 2 (analysis) seen {at(seen.get(2))}; "
         f"run started {at(b['run_started_s'])}, measurements {' '.join(at(x) for x in b['measurements_s'])}; "
-        f"aborted {at(b['apply_to_abort_s'])} (last measurement → abort {_s(b['verdict_to_abort_s'])}); "
-        f"v3 got a request every {_s(b['v3_request_gap_s'])}"
+        f"aborted {at(b['apply_to_abort_s'])} (last measurement → abort {fmt_seconds(b['verdict_to_abort_s'])}); "
+        f"v3 got a request every {fmt_seconds(b['v3_request_gap_s'])}"
     )
     if b["failures"]:
         lines.append(f"v3 attempt failures by kind: {b['failures']}")
     lines.append(f"v4: {n['phase']}: {n['message']}; answered by {n['versions']}")
     if n["failures"]:
         lines.append(f"[yellow]v4 attempt failures: {n['failures']}[/yellow]")
-    other = result["other_load"]
-    if other["other_funade_containers"]:
-        lines.append(
-            f"noise: {other['other_funade_containers']} containers of other funade servers shared this Docker "
-            f"Engine; load average {', '.join(f'{v:.2f}' for v in other['loadavg'])}"
-        )
-    return lines
+    return lines + noise_notes(result["other_load"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1028,14 +827,8 @@ def main(argv: list[str] | None = None) -> int:
     outcome, code = guarded(lambda: bench.execute(started), bench.cleanup, (BenchError, httpx.HTTPError), err)
     if outcome is None:
         return code
-    if args.json or args.output == "json":
-        print(json.dumps(outcome, indent=2))
-    else:
-        out = Console() if sys.stdout.isatty() else Console(width=150)
-        out.print(table(outcome))
-        for line in notes(outcome):
-            out.print(line, highlight=False)
-        out.print(f"total {outcome['total_seconds']:.0f} s", highlight=False)
+    total = f"total {outcome['total_seconds']:.0f} s"
+    report(outcome, [table(outcome), *notes(outcome), total], as_json=args.json or args.output == "json")
     ok = outcome["good"]["promoted"] and outcome["bad"]["aborted"] and outcome["never_ready"]["aborted"]
     return code if ok else 1
 

@@ -40,12 +40,9 @@ import hmac
 import io
 import json
 import os
-import platform
 import pstats
 import resource
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -57,7 +54,18 @@ from typing import Any
 
 import httpx
 import yaml
-from harness import guarded, testapp_deployment
+from harness import (
+    FUNADE,
+    BenchError,
+    FunadeServer,
+    Obj,
+    guarded,
+    machine,
+    other_funade_containers,
+    report,
+    require_images,
+    testapp_deployment,
+)
 from rich.console import Console
 from rich.table import Table
 from starlette.requests import Request
@@ -72,8 +80,6 @@ from funade.core.ports import ObjectKey
 from funade.engine.gitops import APP_KIND, APP_NAMESPACE, Apps
 from funade.engine.render import Renderer
 
-ROOT = Path(__file__).resolve().parent.parent
-FUNADE = ROOT / ".venv" / "bin" / "funade"
 IMAGES = ("funade-testapp:2.0.0", "funade-testapp:1.0.0")  # run i deploys IMAGES[i % 2]; the first sync is 1.0.0
 FIRST_IMAGE = "funade-testapp:1.0.0"
 STARTUP_DELAY = "1"  # the test app's start-up, as in bench/rollout.py
@@ -107,33 +113,10 @@ FOOTNOTES = {
     "the commit; Flux publishes no webhook-to-ready figure",
 }
 
-Obj = dict[str, Any]
 err = Console(stderr=True, highlight=False)
 
 
-class BenchError(Exception):
-    """The benchmark cannot go on (a wait timed out, a command failed)."""
-
-
 # -- small helpers ---------------------------------------------------------------------
-
-
-def run(argv: list[str], *, env: dict[str, str] | None = None, timeout: float = 60.0, cwd: Path | None = None) -> str:
-    """Run a command, return its stdout; raise BenchError with its stderr on failure."""
-    try:
-        done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout, check=False, cwd=cwd)
-    except subprocess.TimeoutExpired as exc:
-        raise BenchError(f"{' '.join(argv[:4])} …: no answer within {timeout:g}s") from exc
-    if done.returncode != 0:
-        raise BenchError(f"{' '.join(argv[:6])} … exited {done.returncode}: {done.stderr.strip()[-500:]}")
-    return done.stdout
-
-
-def free_port() -> int:
-    """A loopback TCP port nobody listens on (the kernel picks)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _proc_status_kib(field: str) -> int | None:
@@ -531,37 +514,18 @@ def measure_monorepo(workdir: Path, count: int, profile: bool, holder: list[Mono
 # -- part 2: a real server, a webhook, a Deployment -----------------------------------
 
 
-class Server:
+class Server(FunadeServer):
     """A private funade server (own home, own port) with one Application on the local target."""
 
     def __init__(self, workdir: Path) -> None:
+        super().__init__("funade-gitops-")
         self.workdir = workdir
-        self.home = Path(tempfile.mkdtemp(prefix="funade-gitops-"))
-        self.address = f"127.0.0.1:{free_port()}"
-        self.env = dict(
-            os.environ,
-            FUNADE_HOME=str(self.home),
-            FUNADE_ADDRESS=self.address,
-            FUNADE_REGISTRY=f"127.0.0.1:{free_port()}",
-        )
-        self.http = httpx.Client(base_url=f"http://{self.address}", timeout=10.0)
-        self.pid: int | None = None
-        self.instance = ""
-        self.network_existed = True
         self.repo = Repo(workdir / "server-repo")
 
-    def cli(self, *args: str, timeout: float = 60.0) -> str:
-        return run([str(FUNADE), *args], env=self.env, timeout=timeout)
-
-    def start(self) -> None:
-        for image in {*IMAGES, FIRST_IMAGE}:
-            if not run(["docker", "images", "-q", image]).strip():
-                raise BenchError(f"image {image} is missing: run `make setup`")
-        self.network_existed = bool(run(["docker", "network", "ls", "-q", "--filter", "name=^funade$"]).strip())
+    def start(self, *args: str, timeout: float = 60.0) -> Obj:
+        require_images(*IMAGES, FIRST_IMAGE)
         (self.home / "webhook.yaml").write_text(yaml.safe_dump({"github": SECRET}))
-        out = self.cli("up", "--address", self.address, "--no-registry", "--no-prometheus", "-o", "json")
-        self.pid = int(json.loads(out)["pid"])
-        self.instance = (self.home / "instance-id").read_text().strip()
+        return super().start("--no-registry", "--no-prometheus", *args, timeout=timeout)
 
     def write(self, image: str) -> None:
         d = self.repo.root / SERVER_APP
@@ -620,38 +584,6 @@ class Server:
             raise BenchError(f"Synced and Healthy at {after[:7]}, but the Deployment runs {running}, not {image}")
         return {"commit": after, "image": image, "webhook_s": webhook_s, "synced_s": synced, "healthy_s": healthy}
 
-    def containers(self) -> list[str]:
-        if not self.instance:
-            return []
-        return run(["docker", "ps", "-aq", "--filter", f"label=funade.managed={self.instance}"]).split()
-
-    def cleanup(self) -> list[str]:
-        """Stop the server and its pods (and its network if it made it), delete the home."""
-        problems: list[str] = []
-        self.http.close()
-        if self.pid is not None:
-            try:
-                self.cli("down", "--delete-workloads", "-o", "json")
-            except BenchError as exc:
-                problems.append(f"funade down: {exc}")
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, 0)
-                problems.append(f"funade server {self.pid} survived `funade down`; killed it")
-                os.kill(self.pid, signal.SIGKILL)
-        try:
-            left = self.containers()
-            if left:
-                run(["docker", "rm", "-f", "-v", *left])
-            if not self.network_existed and self.instance:
-                nets = run(["docker", "network", "ls", "-q", "--filter", f"label=funade.managed={self.instance}"])
-                for net in nets.split():
-                    with contextlib.suppress(BenchError):
-                        run(["docker", "network", "rm", net])
-        except BenchError as exc:
-            problems.append(f"removing funade containers: {exc}")
-        shutil.rmtree(self.home, ignore_errors=True)
-        return problems
-
 
 def _at(revision: str, *, healthy: bool) -> Callable[[Obj], bool]:
     def check(status: Obj) -> bool:
@@ -692,8 +624,7 @@ def noise(ours: str) -> Obj:
     """Other funade servers' containers sharing this machine, and the load average (both make runs slower)."""
     others = 0
     with contextlib.suppress(BenchError, OSError):
-        out = run(["docker", "ps", "-q", "--filter", "label=funade.managed", "--format", '{{.Label "funade.managed"}}'])
-        others = sum(1 for label in out.split() if label != ours)
+        others = other_funade_containers(ours)
     return {"other_funade_containers": others, "load_average": [round(x, 2) for x in os.getloadavg()]}
 
 
@@ -857,7 +788,7 @@ def main(argv: list[str] | None = None) -> int:
     servers: list[Server] = []
 
     def steps() -> Obj:
-        result: Obj = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()}}
+        result: Obj = {"machine": machine()}
         if args.only != "webhook":
             result["monorepo"] = measure_monorepo(workdir, args.apps, args.profile, monorepos)
         if args.only != "monorepo":
@@ -881,13 +812,7 @@ def main(argv: list[str] | None = None) -> int:
     profile = (outcome.get("monorepo") or {}).get("first_reconcile", {}).pop("profile", None)
     if profile:
         sys.stderr.write(profile)
-    if as_json:
-        print(json.dumps(outcome, indent=2, ensure_ascii=False))
-    else:
-        out = Console() if sys.stdout.isatty() else Console(width=132)
-        out.print(table(outcome))
-        for line in notes(outcome):
-            out.print(line, highlight=False)
+    report(outcome, [table(outcome), *notes(outcome)], as_json=as_json, width=132, ensure_ascii=False)
     return code
 
 

@@ -19,8 +19,6 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import json
-import os
-import platform
 import random
 import statistics
 import sys
@@ -30,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from harness import machine, report
 from rich.console import Console
 from rich.table import Table
 
@@ -197,7 +196,7 @@ def measure(count: int, runs: int) -> Obj:
     same_cross = cross.expired_digests == peer_evaluate(CROSS_CHECK, images, NOW)
     f, p, s = statistics.median(funade_s), statistics.median(peer_s), statistics.median(safeguard_s)
     return {
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "machine": machine(),
         "images": len(images),
         "rules": len(policy.rules),
         "policy": policy_source,
@@ -264,15 +263,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.runs < 1 or args.images < 1:
         parser.error("--runs and --images must be at least 1")
     result = measure(args.images, args.runs)
-    if args.json:
-        print(json.dumps(result, indent=2, ensure_ascii=False))
-    else:
-        out = Console() if sys.stdout.isatty() else Console(width=132)
-        out.print(table(result))
-        for key, what in (("same_expired_set", "the seed's policy"), ("same_expired_set_cross_check", "a 4-rule "
-                          "cross-check policy (patterns, any)")):  # fmt: skip
-            verdict = "yes" if result[key] else "[red]NO: the two implementations disagree[/red]"
-            out.print(f"same expired digests as the peer, {what}: {verdict}", highlight=False)
+    verdicts = [
+        f"same expired digests as the peer, {what}: "
+        + ("yes" if result[key] else "[red]NO: the two implementations disagree[/red]")
+        for key, what in (
+            ("same_expired_set", "the seed's policy"),
+            ("same_expired_set_cross_check", "a 4-rule cross-check policy (patterns, any)"),
+        )
+    ]
+    report(result, [table(result), *verdicts], as_json=args.json, width=132, ensure_ascii=False)
     return 0 if result["same_expired_set"] and result["same_expired_set_cross_check"] else 1
 
 

@@ -27,13 +27,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import os
-import platform
 import re
 import secrets
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -43,10 +42,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+import harness
 import httpx
-from harness import guarded
+from harness import FUNADE, BenchError, Obj, free_port, guarded, machine, report
 from rich.console import Console
 from rich.table import Table
 
@@ -55,8 +54,6 @@ from funade.adapters.registry.server import RegistryServer
 from funade.core import oci
 from funade.engine import promote as promote_engine
 
-ROOT = Path(__file__).resolve().parent.parent
-FUNADE = ROOT / ".venv" / "bin" / "funade"
 SOURCE_REPOSITORY = "dev/big"
 SOURCE_TAG = "1.0.0"
 COMMAND_TIMEOUT_S = 120.0  # any single command; the benchmark never hangs
@@ -71,32 +68,11 @@ LABELS = {
 # Methods that promise the digest: a difference fails the benchmark. Docker may or may not keep it.
 KEEPS_DIGEST = frozenset({"funade", "engine", "skopeo"})
 
-Obj = dict[str, Any]
 err = Console(stderr=True, highlight=False)
-
-
-class BenchError(Exception):
-    """The benchmark cannot go on (a command failed, a registry did not start)."""
+run = functools.partial(harness.run, timeout=COMMAND_TIMEOUT_S)
 
 
 # -- small helpers ---------------------------------------------------------------------
-
-
-def run(argv: list[str], *, env: dict[str, str] | None = None, timeout: float = COMMAND_TIMEOUT_S) -> str:
-    """Run a command, return its stdout; raise BenchError with its stderr on failure."""
-    try:
-        done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired as exc:
-        raise BenchError(f"{' '.join(argv[:4])} …: no answer within {timeout:g}s") from exc
-    if done.returncode != 0:
-        raise BenchError(f"{' '.join(argv[:6])} … exited {done.returncode}: {done.stderr.strip()[-500:]}")
-    return done.stdout
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def port_of(address: str) -> int:
@@ -513,7 +489,7 @@ class Bench:
                 )
             scenarios.append({"key": scenario.key, "title": scenario.title, "methods": methods})
         return {
-            "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+            "machine": machine(),
             "runs": self.runs,
             "image": {
                 "size_mb": self.size_mb,
@@ -684,22 +660,15 @@ def main(argv: list[str] | None = None) -> int:
     outcome, code = guarded(steps, bench.cleanup, (BenchError, httpx.HTTPError, OSError), err)
     if outcome is None:
         return code
-    if args.json:
-        print(json.dumps(outcome, indent=2))
-    else:
-        out = Console() if sys.stdout.isatty() else Console(width=150)
-        image = outcome["image"]
-        sizes = " + ".join(_fmt_bytes(s) for s in image["layers"])
-        out.print(
-            f"image: {sizes} compressed layers, {image['media_type']}, {image['digest'][:19]}…; "
-            f"setup {outcome['setup_seconds']:.0f} s",
-            highlight=False,
-        )
-        for scenario in outcome["scenarios"]:
-            out.print(table(outcome, scenario))
-        for problem in outcome["problems"]:
-            out.print(f"[red]problem:[/red] {problem}", highlight=False)
-        out.print(f"total {outcome['total_seconds']:.0f} s", highlight=False)
+    image = outcome["image"]
+    sizes = " + ".join(_fmt_bytes(s) for s in image["layers"])
+    header = (
+        f"image: {sizes} compressed layers, {image['media_type']}, {image['digest'][:19]}…; "
+        f"setup {outcome['setup_seconds']:.0f} s"
+    )
+    tables = [table(outcome, scenario) for scenario in outcome["scenarios"]]
+    problems = [f"[red]problem:[/red] {problem}" for problem in outcome["problems"]]
+    report(outcome, [header, *tables, *problems, f"total {outcome['total_seconds']:.0f} s"], as_json=args.json)
     return 1 if outcome["problems"] else code
 
 

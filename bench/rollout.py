@@ -24,32 +24,36 @@ from __future__ import annotations
 import argparse
 import contextlib
 import http.client
-import json
 import os
-import platform
-import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
 import yaml
-from harness import guarded, testapp_deployment
+from harness import (
+    FUNADE,
+    BenchError,
+    FunadeServer,
+    Obj,
+    guarded,
+    machine,
+    other_funade_containers,
+    pids_named,
+    report,
+    require_images,
+    run,
+    testapp_deployment,
+    wait_for,
+)
 from rich.console import Console
 from rich.table import Table
 
-ROOT = Path(__file__).resolve().parent.parent
-FUNADE = ROOT / ".venv" / "bin" / "funade"
 IMAGE_V1 = "funade-testapp:1.0.0"
 IMAGE_V2 = "funade-testapp:2.0.0"
 STARTUP_DELAY = "1"
@@ -61,40 +65,10 @@ IDLE_WINDOW_S = 10.0
 REPLICA_COUNTS = (1, 3, 10)
 DEPLOYMENT = "web"
 
-Obj = dict[str, Any]
 err = Console(stderr=True, highlight=False)
 
 
-class BenchError(Exception):
-    """The benchmark cannot go on (a wait timed out, a command failed)."""
-
-
 # -- small helpers ---------------------------------------------------------------------
-
-
-def run(argv: list[str], *, env: dict[str, str] | None = None, timeout: float = 60.0) -> str:
-    """Run a command, return its stdout; raise BenchError with its stderr on failure."""
-    try:
-        done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired as exc:
-        raise BenchError(f"{' '.join(argv[:4])} …: no answer within {timeout:g}s") from exc
-    if done.returncode != 0:
-        raise BenchError(f"{' '.join(argv[:6])} … exited {done.returncode}: {done.stderr.strip()[-500:]}")
-    return done.stdout
-
-
-def wait_for(what: str, check: Callable[[], bool], timeout: float = WAIT_TIMEOUT_S, interval: float = POLL_S) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise BenchError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(interval)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def median(values: list[float]) -> float:
@@ -124,16 +98,6 @@ def status_kib(pid: int, key: str) -> int:
         if line.startswith(key + ":"):
             return int(line.split()[1])
     raise BenchError(f"no {key} in /proc/{pid}/status")
-
-
-def pids_named(comm: str) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError):
-                if (entry / "comm").read_text().strip() == comm:
-                    found.append(int(entry.name))
-    return sorted(found)
 
 
 def cpu_percent(pids: dict[str, int], window: float) -> dict[str, float]:
@@ -167,74 +131,26 @@ class Timing:
     milestones: dict[str, float] = field(default_factory=dict)
 
 
-class FunadeSide:
+class FunadeSide(FunadeServer):
     """A private funade server (own home, own port) and the calls the benchmark makes."""
 
     def __init__(self) -> None:
-        self.home = Path(tempfile.mkdtemp(prefix="funade-bench-"))
-        self.address = f"127.0.0.1:{free_port()}"
-        self.env = dict(os.environ, FUNADE_HOME=str(self.home), FUNADE_ADDRESS=self.address)
-        self.api = httpx.Client(base_url=f"http://{self.address}", timeout=30.0, trust_env=False)
-        self.pid: int | None = None
-        self.instance = ""
-        self.network_existed = True
+        super().__init__(registry=False, http_timeout=30.0)
 
-    # lifecycle
-
-    def start(self) -> None:
-        self.network_existed = bool(run(["docker", "network", "ls", "-q", "--filter", "name=^funade$"]).strip())
-        out = run(
-            [str(FUNADE), "up", "--address", self.address, "--no-registry", "--no-prometheus", "-o", "json"],
-            env=self.env,
-            timeout=60,
-        )
-        self.pid = int(json.loads(out)["pid"])
-        self.instance = (self.home / "instance-id").read_text().strip()
-        wait_for("the funade server's controllers", lambda: self.api.get("/v1/status").json()["docker"]["ok"])
-
-    def containers(self) -> list[str]:
-        if not self.instance:
-            return []
-        return run(["docker", "ps", "-aq", "--filter", f"label=funade.managed={self.instance}"]).split()
-
-    def cleanup(self) -> list[str]:
-        """Stop the server, remove its containers (and its network if it made it), delete the home."""
-        problems: list[str] = []
-        with contextlib.suppress(Exception):
-            self.api.close()
-        try:
-            run([str(FUNADE), "down", "--delete-workloads", "-o", "json"], env=self.env, timeout=60)
-        except BenchError as exc:
-            problems.append(f"funade down: {exc}")
-        if self.pid is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, 0)
-                problems.append(f"funade server {self.pid} survived `funade down`; killed it")
-                os.kill(self.pid, signal.SIGKILL)
-        try:
-            left = self.containers()
-            if left:
-                run(["docker", "rm", "-f", "-v", *left])
-            if not self.network_existed and self.instance:
-                # funade made the shared `funade` network for this bench: remove it if it is ours and empty.
-                nets = run(["docker", "network", "ls", "-q", "--filter", f"label=funade.managed={self.instance}"])
-                for net in nets.split():
-                    with contextlib.suppress(BenchError):
-                        run(["docker", "network", "rm", net])
-        except BenchError as exc:
-            problems.append(f"removing funade containers: {exc}")
-        shutil.rmtree(self.home, ignore_errors=True)
-        return problems
+    def start(self, *args: str, timeout: float = 60.0) -> Obj:
+        answer = super().start("--no-registry", "--no-prometheus", *args, timeout=timeout)
+        wait_for("the funade server's controllers", lambda: self.http.get("/v1/status").json()["docker"]["ok"])
+        return answer
 
     # API
 
     def apply(self, objs: list[Obj], namespace: str) -> None:
-        response = self.api.post("/v1/apply", json={"objects": objs, "namespace": namespace})
+        response = self.http.post("/v1/apply", json={"objects": objs, "namespace": namespace})
         if response.status_code >= 400:
             raise BenchError(f"apply failed: {response.text}")
 
     def deployment(self, namespace: str) -> Obj:
-        response = self.api.get(f"/v1/objects/Deployment/{namespace}/{DEPLOYMENT}")
+        response = self.http.get(f"/v1/objects/Deployment/{namespace}/{DEPLOYMENT}")
         response.raise_for_status()
         obj: Obj = response.json()
         return obj
@@ -251,12 +167,12 @@ class FunadeSide:
         )
 
     def events(self, namespace: str) -> list[Obj]:
-        items: list[Obj] = self.api.get("/v1/events", params={"namespace": namespace, "limit": 2000}).json()["items"]
+        items: list[Obj] = self.http.get("/v1/events", params={"namespace": namespace, "limit": 2000}).json()["items"]
         return items
 
     def delete_namespace(self, namespace: str) -> None:
         with contextlib.suppress(httpx.HTTPError):
-            self.api.delete(f"/v1/objects/Namespace/default/{namespace}")
+            self.http.delete(f"/v1/objects/Namespace/default/{namespace}")
         wait_for(f"the pods of namespace {namespace} to go", lambda: not self.containers(), interval=0.2)
 
     # scenarios
@@ -470,11 +386,7 @@ class Bench:
         return self.figures[key]
 
     def start(self) -> None:
-        for image in (IMAGE_V1, IMAGE_V2):
-            try:
-                run(["docker", "image", "inspect", image])
-            except BenchError as exc:
-                raise BenchError(f"{image} is missing: run `bash scripts/build-test-images.sh` first") from exc
+        require_images(IMAGE_V1, IMAGE_V2)
         err.print(f"starting a private funade server on {self.funade.address} (home {self.funade.home})")
         self.funade.start()
         self.peer.start()
@@ -552,20 +464,16 @@ class Bench:
 
     def _idle_baseline(self) -> None:
         """dockerd with nothing of the benchmark running: what other users of the Engine cost."""
-        time.sleep(SETTLE_S)
-        err.print(f"  measuring dockerd's baseline for {IDLE_WINDOW_S:g} s (no bench workload)…")
-        cpu = cpu_percent(self._dockerd(), IDLE_WINDOW_S)
-        self.idle["baseline"] = {
-            "window_s": IDLE_WINDOW_S,
-            "dockerd_cpu_pct": round(cpu.get("dockerd", float("nan")), 2),
-            "containerd_cpu_pct": round(cpu.get("containerd", float("nan")), 2),
-        }
+        self._idle_dockerd("baseline", f"dockerd's baseline for {IDLE_WINDOW_S:g} s (no bench workload)")
 
     def _idle_peer(self) -> None:
+        self._idle_dockerd("peer", f"idle CPU for {IDLE_WINDOW_S:g} s (peer, 10 containers)")
+
+    def _idle_dockerd(self, key: str, what: str) -> None:
         time.sleep(SETTLE_S)
-        err.print(f"  measuring idle CPU for {IDLE_WINDOW_S:g} s (peer, 10 containers)…")
+        err.print(f"  measuring {what}…")
         cpu = cpu_percent(self._dockerd(), IDLE_WINDOW_S)
-        self.idle["peer"] = {
+        self.idle[key] = {
             "window_s": IDLE_WINDOW_S,
             "dockerd_cpu_pct": round(cpu.get("dockerd", float("nan")), 2),
             "containerd_cpu_pct": round(cpu.get("containerd", float("nan")), 2),
@@ -580,28 +488,18 @@ class Bench:
 
     def other_load(self) -> Obj:
         """What else was running on this Docker Engine (it shares dockerd and the CPUs)."""
-        owners = run(["docker", "ps", "--filter", "label=funade.managed", "--format", '{{.Label "funade.managed"}}'])
-        others = [o for o in owners.split() if o != self.funade.instance]
-        servers = [p for p in pids_named("python3") + pids_named("python") if p != self.funade.pid]
-        funade_servers = 0
-        for pid in servers:
-            with contextlib.suppress(OSError):
-                if b"funade.cli.main\x00server" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                    funade_servers += 1
+        others = other_funade_containers(self.funade.instance)
+        mark = b"funade.cli.main\x00server"
+        servers = [p for comm in ("python3", "python") for p in pids_named(comm, mark) if p != self.funade.pid]
         return {
-            "other_funade_containers_running": len(others),
-            "other_funade_servers": funade_servers,
+            "other_funade_containers_running": others,
+            "other_funade_servers": len(servers),
             "loadavg": os.getloadavg(),
         }
 
     def result(self, started: float) -> Obj:
         return {
-            "machine": {
-                "cpus": os.cpu_count(),
-                "kernel": platform.release(),
-                "python": platform.python_version(),
-                "docker": run(["docker", "version", "--format", "{{.Server.Version}}"]).strip(),
-            },
+            "machine": machine(docker=True),
             "runs": self.runs,
             "poll_interval_s": POLL_S,
             "figures": [f.as_json() for f in self.figures.values()],
@@ -723,15 +621,8 @@ def main(argv: list[str] | None = None) -> int:
     outcome, code = guarded(steps, bench.cleanup, (BenchError, httpx.HTTPError), err)
     if outcome is None:
         return code
-    if args.json:
-        print(json.dumps(outcome, indent=2))
-    else:
-        out = Console() if sys.stdout.isatty() else Console(width=132)
-        out.print(table(outcome))
-        out.print(breakdown(outcome))
-        for line in notes(outcome):
-            out.print(line, highlight=False)
-        out.print(f"total {outcome['total_seconds']:.0f} s", highlight=False)
+    total = f"total {outcome['total_seconds']:.0f} s"
+    report(outcome, [table(outcome), breakdown(outcome), *notes(outcome), total], as_json=args.json, width=132)
     return code
 
 

@@ -24,13 +24,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
-import platform
 import re
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,15 +38,13 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+import harness
 import httpx
-from harness import guarded
+from harness import FUNADE, ROOT, BenchError, FunadeServer, Obj, fmt_ratio, fmt_seconds, guarded, machine, report
 from rich.console import Console
 from rich.table import Table
 
-ROOT = Path(__file__).resolve().parent.parent
-FUNADE = ROOT / ".venv" / "bin" / "funade"
 BUILD_SCRIPT = ROOT / "scripts" / "build-debian-image.sh"
 IMAGE = "funade-debian:12-py"
 PUSH_TAG = "funade-debian:scan-on-push"
@@ -57,36 +53,15 @@ WAIT_TIMEOUT_S = 120.0
 ADVISORIES_PER_SOURCE = 3
 NO_PEER = "none installable"
 
-Obj = dict[str, Any]
 Deb = tuple[str, str, str]
 err = Console(stderr=True, highlight=False)
-
-
-class BenchError(Exception):
-    """The benchmark cannot go on (a command failed, the server did not start, the answers disagree)."""
-
-
-def run(argv: list[str], *, env: dict[str, str] | None = None, timeout: float = COMMAND_TIMEOUT_S) -> str:
-    """Run a command, return its stdout; raise BenchError with its stderr on failure."""
-    try:
-        done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired as exc:
-        raise BenchError(f"{' '.join(argv[:4])} …: no answer within {timeout:g}s") from exc
-    if done.returncode != 0:
-        raise BenchError(f"{' '.join(argv[:6])} … exited {done.returncode}: {done.stderr.strip()[-500:]}")
-    return done.stdout
+run = functools.partial(harness.run, timeout=COMMAND_TIMEOUT_S)
 
 
 def timed(argv: list[str], *, env: dict[str, str] | None = None) -> tuple[float, str]:
     t0 = time.perf_counter()
     out = run(argv, env=env)
     return time.perf_counter() - t0, out
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def arch_of(purl: str) -> str:
@@ -162,21 +137,13 @@ class Bench:
     def __init__(self, runs: int) -> None:
         self.runs = runs
         self.tmp = Path(tempfile.mkdtemp(prefix="funade-bench-scan-"))
-        self.home = self.tmp / "home"
-        self.address = f"127.0.0.1:{free_port()}"
-        self.registry = f"127.0.0.1:{free_port()}"
-        self.env = dict(
-            os.environ,
-            FUNADE_HOME=str(self.home),
-            FUNADE_ADDRESS=self.address,
-            FUNADE_REGISTRY=self.registry,
-            FUNADE_PROMETHEUS=f"127.0.0.1:{free_port()}",
-            NO_COLOR="1",
-        )
+        # the server runs its registry (the image is pushed there) and Prometheus
+        self.server = FunadeServer(home=self.tmp / "home", prometheus=True, down_timeout=120.0, NO_COLOR="1")
+        self.env = self.server.env
+        self.address, self.registry = self.server.address, self.server.registry
         self.label = f"funade.bench.scan={os.getpid()}"
-        self.pid: int | None = None
         self.local_tags: list[str] = []
-        self.result: Obj = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()}, "runs": runs}
+        self.result: Obj = {"machine": machine(), "runs": runs}
         self.problems: list[str] = []
 
     def funade(self, *args: str) -> list[str]:
@@ -186,8 +153,7 @@ class Bench:
         t0 = time.perf_counter()
         run(["bash", str(BUILD_SCRIPT)], timeout=900)
         self.result["image_ready_seconds"] = time.perf_counter() - t0
-        out = run(self.funade("up", "--address", self.address, "-o", "json"), env=self.env, timeout=90)
-        self.pid = int(json.loads(out)["pid"])
+        self.server.start(timeout=90)
         took, out = timed(self.funade("image", "push", IMAGE, "-o", "json"), env=self.env)
         (record,) = json.loads(out)
         self.local_tags.append(record["image"])
@@ -202,7 +168,7 @@ class Bench:
         documents: list[Obj] = []
 
         def sbom_once() -> float:
-            took, out = timed(self.funade("image", "sbom", IMAGE, "-o", "json"), env=self.env)
+            took, out = timed(self.funade("image", "sbom", IMAGE, "--remote", "-o", "json"), env=self.env)
             documents.append(json.loads(out))
             return took
 
@@ -234,7 +200,7 @@ class Bench:
         reports: list[Obj] = []
 
         def scan_once() -> float:
-            took, out = timed(self.funade("image", "scan", IMAGE, "-o", "json"), env=self.env)
+            took, out = timed(self.funade("image", "scan", IMAGE, "--remote", "-o", "json"), env=self.env)
             reports.append(json.loads(out))
             return took
 
@@ -244,18 +210,14 @@ class Bench:
     def scan_on_push(self) -> float:
         registry, _, rest = f"{self.registry}/{PUSH_TAG}".partition("/")
         repository = rest.partition(":")[0]
-        api = httpx.Client(base_url=f"http://{self.address}", timeout=10.0, trust_env=False)
-        try:
-            t0 = time.perf_counter()
-            run(self.funade("image", "promote", IMAGE, PUSH_TAG), env=self.env)
-            params = {"registry": registry, "repository": repository, "digest": self.result["digest"]}
-            while api.get("/v1/scans", params=params).status_code != 200:
-                if time.perf_counter() - t0 > WAIT_TIMEOUT_S:
-                    raise BenchError(f"the server kept no scan of {PUSH_TAG} within {WAIT_TIMEOUT_S:g}s")
-                time.sleep(0.05)
-            return time.perf_counter() - t0
-        finally:
-            api.close()
+        t0 = time.perf_counter()
+        run(self.funade("image", "promote", IMAGE, PUSH_TAG), env=self.env)
+        params = {"registry": registry, "repository": repository, "digest": self.result["digest"]}
+        while self.server.http.get("/v1/scans", params=params).status_code != 200:
+            if time.perf_counter() - t0 > WAIT_TIMEOUT_S:
+                raise BenchError(f"the server kept no scan of {PUSH_TAG} within {WAIT_TIMEOUT_S:g}s")
+            time.sleep(0.05)
+        return time.perf_counter() - t0
 
     def compare(self, documents: list[Obj], listings: list[str]) -> None:
         """Every SBOM run must equal every dpkg-query run on (name, version, architecture)."""
@@ -334,16 +296,7 @@ class Bench:
         self.result["findings"] = {"found": len(found), "expected": expected_pairs, "advisories": len(ids)}
 
     def cleanup(self) -> list[str]:
-        problems: list[str] = []
-        try:
-            run(self.funade("down", "--delete-workloads"), env=self.env, timeout=120)
-        except BenchError as exc:
-            problems.append(f"funade down: {exc}")
-        if self.pid is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, 0)
-                problems.append(f"funade server {self.pid} survived `funade down`; killed it")
-                os.kill(self.pid, signal.SIGKILL)
+        problems = self.server.cleanup()
         with contextlib.suppress(BenchError):
             left = run(["docker", "ps", "-aq", "--filter", f"label={self.label}"]).split()
             if left:
@@ -355,16 +308,6 @@ class Bench:
 
 
 # -- rendering ------------------------------------------------------------------------------
-
-
-def _s(value: float | None) -> str:
-    return "—" if value is None else f"{value:.2f} s"
-
-
-def _ratio(funade: float | None, peer: float | None) -> str:
-    if funade is None or peer is None or peer <= 0:
-        return "—"
-    return f"{funade / peer:.2f}×"
 
 
 def table(result: Obj) -> Table:
@@ -381,18 +324,21 @@ def table(result: Obj) -> Table:
     t.add_column("ratio", justify="right")
     sbom, peer, scan, pk = result["sbom"], result["dpkg_query"], result["scan"], result["packages"]
     t.add_row(
-        "SBOM, cold (first read of the image)", _s(sbom["cold"]), _s(peer["cold"]), _ratio(sbom["cold"], peer["cold"])
+        "SBOM, cold (first read of the image)",
+        fmt_seconds(sbom["cold"]),
+        fmt_seconds(peer["cold"]),
+        fmt_ratio(sbom["cold"], peer["cold"]),
     )
-    t.add_row("SBOM, warm", _s(sbom["warm"]), _s(peer["warm"]), _ratio(sbom["warm"], peer["warm"]))
+    t.add_row("SBOM, warm", fmt_seconds(sbom["warm"]), fmt_seconds(peer["warm"]), fmt_ratio(sbom["warm"], peer["warm"]))
     t.add_row("Debian packages", str(pk["deb"]), str(pk["dpkg_query"]), f"{pk['deb'] / pk['dpkg_query']:.2f}×")
     agree = f"{pk['agreed_runs']}/{pk['runs']} runs" + ("" if pk["agreed_runs"] == pk["runs"] else " [red]differ[/red]")
     t.add_row("  (name, version, arch) equal", agree, "—", "—")
     t.add_row("Python distributions (vs pip list)", str(pk["pypi"]), str(pk["pip_list"]), "—")
     data = result["data"]
-    t.add_row(f"vuln db import ({data['advisories']} advisories)", _s(data["import_seconds"]), "—", "—")
-    t.add_row("scan, cold (first scan)", _s(scan["cold"]), NO_PEER, "—")
-    t.add_row("scan, warm", _s(scan["warm"]), NO_PEER, "—")
-    t.add_row("scan on push (tag pushed → result kept)", _s(result["scan_on_push_seconds"]), NO_PEER, "—")
+    t.add_row(f"vuln db import ({data['advisories']} advisories)", fmt_seconds(data["import_seconds"]), "—", "—")
+    t.add_row("scan, cold (first scan)", fmt_seconds(scan["cold"]), NO_PEER, "—")
+    t.add_row("scan, warm", fmt_seconds(scan["warm"]), NO_PEER, "—")
+    t.add_row("scan on push (tag pushed → result kept)", fmt_seconds(result["scan_on_push_seconds"]), NO_PEER, "—")
     f = result["findings"]
     t.add_row("findings (expected)", f"{f['found']} ({f['expected']})", "—", "—")
     return t
@@ -421,21 +367,14 @@ def main(argv: list[str] | None = None) -> int:
     outcome, code = guarded(steps, bench.cleanup, (BenchError, httpx.HTTPError, OSError, ValueError, KeyError), err)
     if outcome is None:
         return code
-    if args.json:
-        print(json.dumps(outcome, indent=2))
-    else:
-        out = Console() if sys.stdout.isatty() else Console(width=150)
-        out.print(
-            f"image: {IMAGE} {outcome['digest'][:19]}…, {outcome['packages']['layers']} layers; "
-            f"image ready in {outcome['image_ready_seconds']:.0f} s, push {outcome['push_seconds']:.1f} s; "
-            f"{outcome['data']['advisories']} advisories for {outcome['data']['sources']} source packages, "
-            f"{outcome['data']['affecting']} affecting",
-            highlight=False,
-        )
-        out.print(table(outcome))
-        for problem in outcome["problems"]:
-            out.print(f"[red]problem:[/red] {problem}", highlight=False)
-        out.print(f"total {outcome['total_seconds']:.0f} s", highlight=False)
+    header = (
+        f"image: {IMAGE} {outcome['digest'][:19]}…, {outcome['packages']['layers']} layers; "
+        f"image ready in {outcome['image_ready_seconds']:.0f} s, push {outcome['push_seconds']:.1f} s; "
+        f"{outcome['data']['advisories']} advisories for {outcome['data']['sources']} source packages, "
+        f"{outcome['data']['affecting']} affecting"
+    )
+    problems = [f"[red]problem:[/red] {problem}" for problem in outcome["problems"]]
+    report(outcome, [header, table(outcome), *problems, f"total {outcome['total_seconds']:.0f} s"], as_json=args.json)
     return 1 if outcome["problems"] else code
 
 

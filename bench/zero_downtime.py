@@ -25,37 +25,45 @@ project, and removes both on exit, failure or Ctrl-C. See bench/README.md.
 from __future__ import annotations
 
 import argparse
-import array
-import asyncio
-import contextlib
 import http.client
 import json
 import math
-import multiprocessing
 import os
-import platform
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 import httpx
 import yaml
-from harness import guarded, testapp_deployment
+from harness import (
+    FUNADE,
+    BenchError,
+    FunadeServer,
+    Obj,
+    fmt_ratio,
+    fmt_seconds,
+    free_port,
+    guarded,
+    machine,
+    noise_notes,
+    other_load,
+    report,
+    require_images,
+    rounded,
+    run,
+    testapp_deployment,
+    wait_for,
+)
+from load import HTTP_ERROR, KINDS, OK, Load, Profile, Records
 from rich.console import Console
 from rich.table import Table
 
-ROOT = Path(__file__).resolve().parent.parent
-FUNADE = ROOT / ".venv" / "bin" / "funade"
 IMAGE_V1 = "funade-testapp:1.0.0"
 IMAGE_V2 = "funade-testapp:2.0.0"
 STARTUP_DELAY = "3"
@@ -76,52 +84,20 @@ SPLIT_REQUESTS = 10_000  # requests sent through the 90/10 TrafficSplit
 POLL_S = 0.05
 WAIT_TIMEOUT_S = 120.0  # any single wait; the bench never hangs
 SERVICE_TIMEOUT_S = 60.0  # how long a fresh Service may take to answer
+# Closed loop; a failure (a non-2xx answer too) drops the connection, then a pause: without
+# it a refused port turns a client into a busy loop. No write buffer, as when it was measured.
+LOAD = Profile(
+    CLIENTS,
+    request_timeout=REQUEST_TIMEOUT_S,
+    failure_pause=FAILURE_PAUSE_S,
+    keep_after_non_2xx=False,
+    unbuffered=True,
+)
 
-Obj = dict[str, Any]
 err = Console(stderr=True, highlight=False)
 
 
-class BenchError(Exception):
-    """The benchmark cannot go on (a wait timed out, a command failed)."""
-
-
 # -- small helpers ---------------------------------------------------------------------
-
-
-def run(argv: list[str], *, env: dict[str, str] | None = None, timeout: float = 60.0, cwd: Path | None = None) -> str:
-    """Run a command, return its stdout; raise BenchError with its stderr on failure."""
-    try:
-        done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout, check=False, cwd=cwd)
-    except subprocess.TimeoutExpired as exc:
-        raise BenchError(f"{' '.join(argv[:4])} …: no answer within {timeout:g}s") from exc
-    if done.returncode != 0:
-        raise BenchError(f"{' '.join(argv[:6])} … exited {done.returncode}: {done.stderr.strip()[-500:]}")
-    return done.stdout
-
-
-def wait_for(what: str, check: Callable[[], bool], timeout: float = WAIT_TIMEOUT_S, interval: float = POLL_S) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise BenchError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(interval)
-
-
-def free_port(low: int = 0, high: int = 0) -> int:
-    """A loopback TCP port nobody listens on: any (the kernel picks), or one in [low, high]."""
-    candidates = [0] if not low else list(range(low, high + 1))
-    if low:
-        # a random start spreads concurrent benches over the range
-        start = int.from_bytes(os.urandom(2), "big") % len(candidates)
-        candidates = candidates[start:] + candidates[:start]
-    for port in candidates:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return int(s.getsockname()[1])
-    raise BenchError(f"no free port in {low}-{high}")
 
 
 def answers(port: int, path: str = "/ready") -> bool:
@@ -147,180 +123,6 @@ def serves_version(port: int, major: str) -> bool:
         return False
     finally:
         conn.close()
-
-
-# -- the load client -------------------------------------------------------------------
-
-
-OK, HTTP_ERROR, RESET, REFUSED, DISCONNECT, TIMEOUT, OTHER = range(7)
-KINDS = {
-    HTTP_ERROR: "non-2xx",
-    RESET: "reset",
-    REFUSED: "refused",
-    DISCONNECT: "remote disconnect",
-    TIMEOUT: "timeout",
-    OTHER: "other",
-}
-
-
-class _Disconnected(Exception):
-    """The server closed the connection before a whole response arrived."""
-
-
-async def _read_response(reader: asyncio.StreamReader) -> tuple[int, int, bool]:
-    """Read one response; return (status, version major from X-Version, keep the connection)."""
-    try:
-        head = await reader.readuntil(b"\r\n\r\n")
-    except asyncio.IncompleteReadError as exc:
-        raise _Disconnected from exc
-    lines = head.decode("latin-1").split("\r\n")
-    parts = lines[0].split(" ", 2)
-    if len(parts) < 2 or not parts[0].startswith("HTTP/"):
-        raise _Disconnected(f"bad status line {lines[0]!r}")
-    status = int(parts[1])
-    headers = {}
-    for line in lines[1:]:
-        name, _, value = line.partition(":")
-        if name:
-            headers[name.strip().lower()] = value.strip()
-    keep = parts[0] == "HTTP/1.1" and "close" not in headers.get("connection", "").lower()
-    try:
-        if "content-length" in headers:
-            await reader.readexactly(int(headers["content-length"]))
-        elif "chunked" in headers.get("transfer-encoding", "").lower():
-            while True:
-                size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
-                await reader.readexactly(size + 2)
-                if size == 0:
-                    break
-        elif status not in (204, 304):
-            await reader.read()  # body until EOF
-            keep = False
-    except asyncio.IncompleteReadError as exc:
-        raise _Disconnected from exc
-    version = headers.get("x-version", "0").split(".")[0]
-    return status, int(version) if version.isdigit() else 0, keep
-
-
-class Records:
-    """Every request: start (monotonic s), latency (s), outcome, HTTP status, app version."""
-
-    def __init__(self) -> None:
-        self.start = array.array("d")
-        self.latency = array.array("d")
-        self.outcome = array.array("b")
-        self.status = array.array("H")
-        self.version = array.array("b")
-
-    def add(self, start: float, latency: float, outcome: int, status: int, version: int) -> None:
-        self.start.append(start)
-        self.latency.append(latency)
-        self.outcome.append(outcome)
-        self.status.append(status)
-        self.version.append(version)
-
-    def dump(self) -> Obj:
-        return {k: getattr(self, k).tobytes() for k in ("start", "latency", "outcome", "status", "version")}
-
-    @classmethod
-    def load(cls, data: Obj) -> Records:
-        records = cls()
-        for k, v in data.items():
-            getattr(records, k).frombytes(v)
-        return records
-
-
-async def _client(port: int, stop: asyncio.Event, records: Records) -> None:
-    """One closed-loop client: a keep-alive connection, a new one after any error."""
-    request = f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: funade-bench\r\n\r\n".encode()
-    reader: asyncio.StreamReader | None = None
-    writer: asyncio.StreamWriter | None = None
-    while not stop.is_set():
-        t0 = time.monotonic()
-        outcome, status, version, keep = OK, 0, 0, True
-        try:
-            async with asyncio.timeout(REQUEST_TIMEOUT_S):
-                if writer is None:
-                    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-                    writer.transport.set_write_buffer_limits(0)
-                assert reader is not None
-                writer.write(request)
-                await writer.drain()
-                status, version, keep = await _read_response(reader)
-            if not 200 <= status < 300:
-                outcome = HTTP_ERROR
-        except TimeoutError:
-            outcome = TIMEOUT
-        except ConnectionRefusedError:
-            outcome = REFUSED
-        except ConnectionResetError:
-            outcome = RESET
-        except (_Disconnected, BrokenPipeError, ConnectionAbortedError):
-            outcome = DISCONNECT
-        except (OSError, ValueError):
-            outcome = OTHER
-        latency = time.monotonic() - t0
-        records.add(t0, latency, outcome, status, version)
-        if outcome != OK or not keep:
-            if writer is not None:
-                writer.transport.abort()
-            reader = writer = None
-            if outcome != OK:
-                await asyncio.sleep(FAILURE_PAUSE_S)
-    if writer is not None:
-        writer.transport.abort()
-
-
-async def _load(port: int, clients: int, conn: Connection) -> Records:
-    records = Records()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-
-    def stopped() -> None:
-        loop.remove_reader(conn.fileno())
-        stop.set()
-
-    loop.add_reader(conn.fileno(), stopped)  # any message from the parent (or its death) stops the load
-    await asyncio.gather(*(_client(port, stop, records) for _ in range(clients)))
-    return records
-
-
-def load_main(port: int, clients: int, conn: Connection) -> None:
-    """Child process: run the load until the parent writes to ``conn``, then send the records back."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
-    conn.send("started")
-    records = asyncio.run(_load(port, clients, conn))
-    with contextlib.suppress(EOFError, OSError):
-        conn.recv()
-    conn.send(records.dump())
-    conn.close()
-
-
-class Load:
-    """The load client in a child process, so the bench's own work never delays it."""
-
-    def __init__(self, port: int, clients: int = CLIENTS) -> None:
-        ctx = multiprocessing.get_context("spawn")
-        self.conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=load_main, args=(port, clients, child), daemon=True)
-        self.process.start()
-        child.close()
-        if not self.conn.poll(30) or self.conn.recv() != "started":
-            raise BenchError("the load client did not start")
-        self.started = time.monotonic()
-
-    def stop(self) -> Records:
-        self.conn.send("stop")
-        if not self.conn.poll(30):
-            raise BenchError("the load client did not stop")
-        records = Records.load(self.conn.recv())
-        self.process.join(10)
-        return records
-
-    def kill(self) -> None:
-        if self.process.is_alive():
-            self.process.kill()
-            self.process.join(5)
 
 
 # -- windows and figures ---------------------------------------------------------------
@@ -362,16 +164,12 @@ class Window:
             "failures": self.failures,
             "non_2xx_statuses": self.statuses,
             "versions": self.versions,
-            "p50_ms": _round(self.p50_ms),
-            "p99_ms": _round(self.p99_ms),
-            "max_ms": _round(self.max_ms),
-            "first_failure_s": _round(self.first_failure_s),
-            "last_failure_s": _round(self.last_failure_s),
+            "p50_ms": rounded(self.p50_ms),
+            "p99_ms": rounded(self.p99_ms),
+            "max_ms": rounded(self.max_ms),
+            "first_failure_s": rounded(self.first_failure_s),
+            "last_failure_s": rounded(self.last_failure_s),
         }
-
-
-def _round(value: float | None, digits: int = 3) -> float | None:
-    return None if value is None else round(value, digits)
 
 
 def window(records: Records, name: str, start: float, end: float) -> Window:
@@ -421,7 +219,7 @@ class Scenario:
         return {
             "tool": self.tool,
             "update_command_s": round(self.update_s, 3),
-            "first_v2_s": _round(self.first_v2_s),
+            "first_v2_s": rounded(self.first_v2_s),
             "steady": self.steady.as_json() if self.steady else None,
             "update": self.update.as_json() if self.update else None,
             "notes": self.notes,
@@ -430,7 +228,7 @@ class Scenario:
 
 def measure_update(port: int, update: Callable[[], object]) -> tuple[float, Records, float, float]:
     """Load ``port``, run ``update`` after the steady window; return (update s, records, t0, t1)."""
-    load = Load(port)
+    load = Load(port, LOAD)
     try:
         time.sleep(WARMUP_S + STEADY_S)
         t0 = time.monotonic()
@@ -496,36 +294,22 @@ class KillResult:
         return {
             "pod": self.pod,
             "window": self.window.as_json() if self.window else None,
-            "endpoint_removed_s": _round(self.endpoint_removed_s),
-            "endpoint_back_s": _round(self.endpoint_back_s),
+            "endpoint_removed_s": rounded(self.endpoint_removed_s),
+            "endpoint_back_s": rounded(self.endpoint_back_s),
             "how": self.how,
         }
 
 
-class FunadeSide:
+class FunadeSide(FunadeServer):
     """A private funade server (own home, own ports) and the calls the benchmark makes."""
 
     def __init__(self, workdir: Path) -> None:
+        super().__init__("funade-zd-")
         self.workdir = workdir
-        self.home = Path(tempfile.mkdtemp(prefix="funade-zd-"))
-        self.address = f"127.0.0.1:{free_port()}"
-        self.registry = f"127.0.0.1:{free_port()}"
         self.node_port = free_port(30000, 32767)
-        self.env = dict(
-            os.environ, FUNADE_HOME=str(self.home), FUNADE_ADDRESS=self.address, FUNADE_REGISTRY=self.registry
-        )
-        self.pid: int | None = None
-        self.instance = ""
-        self.network_existed = True
 
-    def cli(self, *args: str, timeout: float = 60.0) -> str:
-        return run([str(FUNADE), *args], env=self.env, timeout=timeout)
-
-    def start(self) -> None:
-        self.network_existed = bool(run(["docker", "network", "ls", "-q", "--filter", "name=^funade$"]).strip())
-        out = self.cli("up", "--address", self.address, "--no-registry", "--no-prometheus", "-o", "json")
-        self.pid = int(json.loads(out)["pid"])
-        self.instance = (self.home / "instance-id").read_text().strip()
+    def start(self, *args: str, timeout: float = 60.0) -> Obj:
+        return super().start("--no-registry", "--no-prometheus", *args, timeout=timeout)
 
     def apply(self, image: str) -> float:
         """`funade apply -f … --wait` as a user runs it; return its wall time."""
@@ -574,54 +358,6 @@ class FunadeSide:
             return {}
         finally:
             conn.close()
-
-    def containers(self) -> list[str]:
-        if not self.instance:
-            return []
-        return run(["docker", "ps", "-aq", "--filter", f"label=funade.managed={self.instance}"]).split()
-
-    def cleanup(self) -> list[str]:
-        """Stop the server and its pods (and its network if it made it), delete the home."""
-        problems: list[str] = []
-        try:
-            self.cli("down", "--delete-workloads", "-o", "json")
-        except BenchError as exc:
-            problems.append(f"funade down: {exc}")
-        if self.pid is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.pid, 0)
-                problems.append(f"funade server {self.pid} survived `funade down`; killed it")
-                os.kill(self.pid, signal.SIGKILL)
-        for pid in haproxy_pids(self.home):
-            problems.append(f"an HAProxy of the bench's home ({pid}) survived `funade down`; killed it")
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        try:
-            left = self.containers()
-            if left:
-                run(["docker", "rm", "-f", "-v", *left])
-            if not self.network_existed and self.instance:
-                nets = run(["docker", "network", "ls", "-q", "--filter", f"label=funade.managed={self.instance}"])
-                for net in nets.split():
-                    with contextlib.suppress(BenchError):
-                        run(["docker", "network", "rm", net])
-        except BenchError as exc:
-            problems.append(f"removing funade containers: {exc}")
-        shutil.rmtree(self.home, ignore_errors=True)
-        return problems
-
-
-def haproxy_pids(home: Path) -> list[int]:
-    """HAProxy processes whose command line mentions ``home``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError):
-                if (entry / "comm").read_text().strip() != "haproxy":
-                    continue
-                if str(home).encode() in (entry / "cmdline").read_bytes():
-                    found.append(int(entry.name))
-    return found
 
 
 def _ready_endpoint_names(obj: Obj) -> set[str] | None:
@@ -752,11 +488,7 @@ class Bench:
         self.split: Obj = {}
 
     def check(self) -> None:
-        for image in (IMAGE_V1, IMAGE_V2):
-            try:
-                run(["docker", "image", "inspect", image])
-            except BenchError as exc:
-                raise BenchError(f"{image} is missing: run `bash scripts/build-test-images.sh` first") from exc
+        require_images(IMAGE_V1, IMAGE_V2)
         if self.only != "funade" and shutil.which("docker-compose") is None:
             raise BenchError("docker-compose is missing: run `bash scripts/setup.sh` (Debian package docker-compose)")
 
@@ -781,7 +513,7 @@ class Bench:
         )
         scenario = Scenario("funade")
         err.print(f"  load: {CLIENTS} clients for {WARMUP_S + STEADY_S:g} s, then `funade apply -f … --wait` (v2)")
-        load = Load(side.node_port)
+        load = Load(side.node_port, LOAD)
         try:
             time.sleep(WARMUP_S + STEADY_S)
             t0 = time.monotonic()
@@ -891,12 +623,7 @@ class Bench:
 
     def result(self, started: float) -> Obj:
         return {
-            "machine": {
-                "cpus": os.cpu_count(),
-                "kernel": platform.release(),
-                "python": platform.python_version(),
-                "docker": run(["docker", "version", "--format", "{{.Server.Version}}"]).strip(),
-            },
+            "machine": machine(docker=True),
             "load": {
                 "clients": CLIENTS,
                 "request_timeout_s": REQUEST_TIMEOUT_S,
@@ -912,12 +639,6 @@ class Bench:
         }
 
 
-def other_load(instance: str) -> Obj:
-    """Other funade pods on this Docker Engine share dockerd and the CPUs: count them."""
-    owners = run(["docker", "ps", "--filter", "label=funade.managed", "--format", '{{.Label "funade.managed"}}'])
-    return {"other_funade_containers": len([o for o in owners.split() if o != instance]), "loadavg": os.getloadavg()}
-
-
 # -- output ------------------------------------------------------------------------------
 
 
@@ -930,11 +651,7 @@ def _int(value: int | None) -> str:
 
 
 def _ratio(a: float | None, b: float | None) -> str:
-    if a is None or b is None:
-        return "—"
-    if b == 0:
-        return "—" if a == 0 else "∞"
-    return f"{a / b:.2f}×"
+    return fmt_ratio(a, b, over_zero="∞")
 
 
 def _failed(w: Obj | None) -> str:
@@ -965,16 +682,13 @@ def table(result: Obj) -> Table:
     def get(s: Obj | None, win: str, key: str) -> Any:
         return None if s is None or s[win] is None else s[win][key]
 
-    def seconds(value: float | None) -> str:
-        return "—" if value is None else f"{value:.2f} s"
-
     t.add_row(
         "update command (wall time)",
-        seconds(f and f["update_command_s"]),
-        seconds(p and p["update_command_s"]),
+        fmt_seconds(f and f["update_command_s"]),
+        fmt_seconds(p and p["update_command_s"]),
         _ratio(f and f["update_command_s"], p and p["update_command_s"]),
     )
-    t.add_row("  v2 first answered after", seconds(f and f["first_v2_s"]), seconds(p and p["first_v2_s"]), "")
+    t.add_row("  v2 first answered after", fmt_seconds(f and f["first_v2_s"]), fmt_seconds(p and p["first_v2_s"]), "")
     for win, label in (
         ("steady", f"steady state ({load['steady_window_s']:g} s before the update)"),
         ("update", f"during the update (to its end + {load['update_tail_s']:g} s)"),
@@ -982,7 +696,7 @@ def table(result: Obj) -> Table:
         t.add_section()
         t.add_row(label, "", "", "")
         if win == "update":
-            t.add_row("  window", seconds(get(f, win, "seconds")), seconds(get(p, win, "seconds")), "")
+            t.add_row("  window", fmt_seconds(get(f, win, "seconds")), fmt_seconds(get(p, win, "seconds")), "")
         t.add_row(
             "  requests", _int(get(f, win, "requests")), _int(get(p, win, "requests")),
             _ratio(get(f, win, "requests"), get(p, win, "requests")),
@@ -1018,13 +732,13 @@ def table(result: Obj) -> Table:
         for kind, n in sorted(w["failures"].items()):
             t.add_row(f"    {kind}", _int(n), "n/a", "")
         if kill["endpoint_removed_s"] is not None:
-            t.add_row("  endpoint removed after", seconds(kill["endpoint_removed_s"]), "n/a", "")
-            t.add_row("  endpoint back (restarted, ready) after", seconds(kill["endpoint_back_s"]), "n/a", "")
+            t.add_row("  endpoint removed after", fmt_seconds(kill["endpoint_removed_s"]), "n/a", "")
+            t.add_row("  endpoint back (restarted, ready) after", fmt_seconds(kill["endpoint_back_s"]), "n/a", "")
         else:
             last = w["last_failure_s"]
             t.add_row(
                 "  failures stopped after (no endpoints API)",
-                "no failure" if last is None else seconds(last),
+                "no failure" if last is None else fmt_seconds(last),
                 "n/a",
                 "",
             )
@@ -1056,12 +770,7 @@ def notes(result: Obj) -> list[str]:
     kill = result.get("pod_kill")
     if kill:
         lines.append(f"pod kill ({kill['pod']}): {kill['how']}")
-    if result["other_load"]["other_funade_containers"]:
-        lines.append(
-            f"noise: {result['other_load']['other_funade_containers']} containers of other funade servers shared "
-            f"this Docker Engine; load average {', '.join(f'{v:.2f}' for v in result['other_load']['loadavg'])}"
-        )
-    return lines
+    return lines + noise_notes(result["other_load"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1083,14 +792,7 @@ def main(argv: list[str] | None = None) -> int:
     outcome, code = guarded(steps, bench.cleanup, (BenchError,), err)
     if outcome is None:
         return code
-    if args.json:
-        print(json.dumps(outcome, indent=2))
-    else:
-        out = Console() if sys.stdout.isatty() else Console(width=150)
-        out.print(table(outcome))
-        for line in notes(outcome):
-            out.print(line, highlight=False)
-        out.print(f"total {outcome['total_seconds']:.0f} s", highlight=False)
+    report(outcome, [table(outcome), *notes(outcome), f"total {outcome['total_seconds']:.0f} s"], as_json=args.json)
     return code
 
 
