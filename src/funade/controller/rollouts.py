@@ -23,15 +23,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+from funade.controller import workloads
 from funade.core import analysis, bluegreen, canary, revisions, rolling
 from funade.core import rollout as ro
-from funade.core.ports import Event, ObjectKey, Store
+from funade.core.ports import ObjectKey, Store
 from funade.engine.routing import RoutingError, TrafficRouter
 
 __all__ = ["HASH_LABEL", "MANAGED_BY", "RolloutController", "owned_runs"]
@@ -145,7 +145,7 @@ class RolloutController:
 
         for revision_hash, replicas in decision.replicas:
             if revision_hash in by_hash:
-                self._set_replicas(obj, by_hash[revision_hash], replicas)
+                workloads.set_replicas(self.store, by_hash[revision_hash], replicas, obj)
         for name in decision.stop:
             self._terminate(namespace, name)
         for start in decision.start:
@@ -285,20 +285,6 @@ class RolloutController:
                 "template": pod_template,
             },
         }
-
-    def _set_replicas(self, obj: Obj, rs: Obj, replicas: int) -> None:
-        old = int(rs["spec"].get("replicas", 0))
-        if old == replicas:
-            return
-        rs["spec"]["replicas"] = replicas
-        self.store.put_many([rs])
-        verb = "up" if replicas > old else "down"
-        self._event(
-            obj,
-            "Normal",
-            "ScalingReplicaSet",
-            f"Scaled {verb} ReplicaSet {rs['metadata']['name']} from {old} to {replicas}",
-        )
 
     # -- traffic ----------------------------------------------------------------------
 
@@ -569,10 +555,7 @@ class RolloutController:
         self._wakes[uid] = loop.call_later(max(0.0, (at - now).total_seconds()) + 0.01, self.poke)
 
     def _event(self, obj: Obj, type_: str, reason: str, message: str) -> None:
-        meta = obj["metadata"]
-        self.store.add_event(
-            Event(time.time(), meta.get("namespace", ""), "Rollout", meta["name"], type_, reason, message)
-        )
+        workloads.record(self.store, obj, type_, reason, message)
 
     # -- garbage ----------------------------------------------------------------------
 

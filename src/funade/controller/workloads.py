@@ -21,7 +21,7 @@ from funade.controller.kubelet import Kubelet, PodWorker
 from funade.core import revisions, rolling
 from funade.core.ports import Event, ObjectKey, Store
 
-__all__ = ["WorkloadController"]
+__all__ = ["WorkloadController", "record", "set_replicas"]
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -49,6 +49,29 @@ def _ready_since(pod: Obj) -> float | None:
     return None
 
 
+def record(store: Store, obj: Obj, type_: str, reason: str, message: str) -> None:
+    """An event about ``obj`` (its kind, namespace and name)."""
+    meta = obj["metadata"]
+    store.add_event(Event(time.time(), meta.get("namespace", ""), obj["kind"], meta["name"], type_, reason, message))
+
+
+def set_replicas(store: Store, rs: Obj, replicas: int, owner: Obj) -> None:
+    """Scale a ReplicaSet and say so on its owner (a Deployment or a Rollout), as Kubernetes does."""
+    old = int(rs["spec"].get("replicas", 0))
+    if old == replicas:
+        return
+    rs["spec"]["replicas"] = replicas
+    store.put_many([rs])
+    verb = "up" if replicas > old else "down"
+    record(
+        store,
+        owner,
+        "Normal",
+        "ScalingReplicaSet",
+        f"Scaled {verb} replica set {rs['metadata']['name']} from {old} to {replicas}",
+    )
+
+
 class WorkloadController:
     """Reconciles Deployments → ReplicaSets → Pods on the local target."""
 
@@ -57,10 +80,7 @@ class WorkloadController:
         self.kubelet = kubelet
 
     def _event(self, obj: Obj, type_: str, reason: str, message: str) -> None:
-        meta = obj["metadata"]
-        self.store.add_event(
-            Event(time.time(), meta.get("namespace", ""), obj["kind"], meta["name"], type_, reason, message)
-        )
+        record(self.store, obj, type_, reason, message)
 
     def live_pods(self) -> list[PodWorker]:
         return [w for w in self.kubelet.pods() if w.terminating is None]
@@ -262,18 +282,7 @@ class WorkloadController:
         )
 
     def _set_replicas(self, rs: Obj, replicas: int, deployment: Obj) -> None:
-        old = int(rs["spec"].get("replicas", 0))
-        if old == replicas:
-            return
-        rs["spec"]["replicas"] = replicas
-        self.store.put_many([rs])
-        verb = "up" if replicas > old else "down"
-        self._event(
-            deployment,
-            "Normal",
-            "ScalingReplicaSet",
-            f"Scaled {verb} replica set {rs['metadata']['name']} from {old} to {replicas}",
-        )
+        set_replicas(self.store, rs, replicas, deployment)
 
     def _deployment(self, deployment: Obj) -> None:
         meta, spec = deployment["metadata"], deployment["spec"]

@@ -49,6 +49,8 @@ from typing import Any, Protocol
 
 import yaml
 
+from funade.core.gitops import diff, health, plan
+
 __all__ = [
     "ANNOTATION_PREFIX",
     "DEPLOYED_HISTORY",
@@ -92,33 +94,12 @@ class Trigger(enum.StrEnum):
     ON_DEPLOYED = "on-deployed"
 
 
-class Phase(enum.StrEnum):
-    """The phase of the app's last sync operation (gitops-engine ``OperationPhase``)."""
-
-    RUNNING = "Running"
-    TERMINATING = "Terminating"
-    FAILED = "Failed"
-    ERROR = "Error"
-    SUCCEEDED = "Succeeded"
-
-
-class Health(enum.StrEnum):
-    """Application health (gitops-engine ``pkg/health``)."""
-
-    HEALTHY = "Healthy"
-    PROGRESSING = "Progressing"
-    DEGRADED = "Degraded"
-    SUSPENDED = "Suspended"
-    MISSING = "Missing"
-    UNKNOWN = "Unknown"
-
-
-class SyncStatus(enum.StrEnum):
-    """Whether live state matches git."""
-
-    SYNCED = "Synced"
-    OUT_OF_SYNC = "OutOfSync"
-    UNKNOWN = "Unknown"
+Phase = plan.OperationPhase
+"""The phase of the app's last sync operation (gitops-engine ``OperationPhase``)."""
+Health = health.HealthStatus
+"""Application health (gitops-engine ``pkg/health``)."""
+SyncStatus = diff.SyncStatus
+"""Whether live state matches git."""
 
 
 @dataclass(frozen=True, slots=True)
