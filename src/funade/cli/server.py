@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from funade.adapters.haproxy import HAProxy
 from funade.adapters.prometheus.server import DEFAULT_ADDRESS as PROMETHEUS_ADDRESS
@@ -260,13 +261,13 @@ def status(output: str = typer.Option("text", "-o", "--output")) -> None:
     try:
         info = client.get("/v1/status")
     except ApiError as exc:
-        _say(output, {"running": False, "error": str(exc)}, f"[red]{exc}[/red]")
+        _say(output, {"running": False, "error": str(exc)}, f"[red]{escape(str(exc))}[/red]")
         raise typer.Exit(1) from exc
     docker = info["docker"]
     lines = [
         f"funade {info['version']} running on {client.address} (pid {info['pid']}, up {info['uptimeSeconds']}s)",
         f"home:    {info['home']}",
-        "docker:  " + ("ok" if docker["ok"] else f"[red]{docker['error']}[/red]"),
+        "docker:  " + ("ok" if docker["ok"] else f"[red]{escape(str(docker['error']))}[/red]"),
         "objects: " + (", ".join(f"{k} {v}" for k, v in sorted(info["objects"].items())) or "none"),
     ]
     proxy = info.get("proxy") or {}
@@ -274,7 +275,7 @@ def status(output: str = typer.Option("text", "-o", "--output")) -> None:
         state = "running" if proxy.get("running") else "[red]not running[/red]"
         lines.append(f"haproxy: {state}, {proxy.get('listeners', 0)} Service port(s) on 127.0.0.1")
         if proxy.get("error"):
-            lines.append(f"         [red]{proxy['error']}[/red]")
+            lines.append(f"         [red]{escape(str(proxy['error']))}[/red]")
     registry = RegistryServer.of_home(Path(info["home"])).status()
     lines.append(f"registry: {'running' if registry.running else 'not running'} on {registry.address}")
     info["registry"] = {"running": registry.running, "address": registry.address, "pid": registry.pid}
