@@ -158,7 +158,10 @@ wait_rollout Healthy
 
 step "5d. GitOps: an Argo CD Application keeps the shop's dev environment equal to a git repository"
 # A git repository as a team would have it: the shop's base and its dev overlay, on branch main.
-repo="$work/shop-config"
+# It lives in funade's home (not the demo's scratch directory), so the app keeps working afterwards.
+home=$("$funade" status -o json | .venv/bin/python -c 'import json,sys; print(json.load(sys.stdin)["home"])')
+repo="$home/demo/shop-config"
+rm -rf "$repo"
 mkdir -p "$repo/overlays"
 cp -r examples/shop/base "$repo/base"
 cp -r examples/shop/overlays/dev "$repo/overlays/dev"
@@ -199,12 +202,12 @@ wait_app() {  # until sync and health are $1/$2 at the repository's HEAD (at mos
   done
   echo "shop-dev is not $1/$2 at ${head:0:7}" >&2; "$funade" app get shop-dev >&2; exit 1
 }
+"$funade" app delete shop-dev >/dev/null 2>&1 || true  # a previous demo's app, and what it made
 if "$funade" get ns shop-dev >/dev/null 2>&1; then run delete namespace shop-dev >/dev/null; fi
 run app create -f "$work/shop-dev-app.yaml"
 wait_app Synced Healthy
 run app get shop-dev
 # A commit, announced by a signed GitHub push webhook: synced in seconds, not at the next poll.
-home=$("$funade" status -o json | .venv/bin/python -c 'import json,sys; print(json.load(sys.stdin)["home"])')
 # The server's GitHub webhook secret: the one configured, else a new one written for it.
 secret=$(.venv/bin/python - "$home/webhook.yaml" <<'PY'
 import pathlib, secrets, sys, yaml

@@ -248,3 +248,25 @@ def test_a_destination_cluster_must_be_mapped_to_a_target(w: World) -> None:
     assert "targets.yaml" in comparison.error
     mapped = Apps(w.store, w.git, w.renderer, targets=lambda: {"https://prod-cluster.example.com": "local"})
     assert not mapped.compare(stored).error
+
+
+def test_self_heal_goes_on_while_git_is_unreachable(w: World) -> None:
+    """Drift is healed from the last rendered revision; an unreachable repository does not stop it."""
+    w.git.commit(REPO, {"web/a.yaml": configmap("a")})
+    w.app(application())
+    controller = AppController(w.store, w.apps)
+
+    async def passes(n: int) -> None:
+        for _ in range(n):
+            await controller.reconcile()
+            for state in controller._state.values():
+                if state.task is not None:
+                    await state.task
+
+    asyncio.run(passes(2))
+    assert w.configmaps() == {"a": "1"}
+    w.git.set_reachable(REPO, False)
+    w.store.delete(ObjectKey("ConfigMap", "default", "a"))
+    asyncio.run(passes(2))
+    assert w.configmaps() == {"a": "1"}
+    assert w.current()["status"]["operationState"]["phase"] == "Succeeded"

@@ -225,7 +225,7 @@ class AppController:
             state.attempts += 1
         elif not new_revision and not app.self_heal:
             return
-        self.start_sync(obj, prune=app.auto_prune, initiated_by="automated")
+        self.start_sync(obj, prune=app.auto_prune, initiated_by="automated", revision=comparison.revision)
 
     async def _sync(
         self, obj: Obj, *, prune: bool, dry_run: bool, resources: tuple[str, ...], revision: str | None, by: str
