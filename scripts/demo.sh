@@ -136,7 +136,7 @@ cport=$("$funade" get svc shop-stable -n shop -o json | .venv/bin/python -c \
   'import json,sys; print(json.load(sys.stdin)["status"]["localTarget"]["ports"][0]["localPort"])')
 sed -i "s/newTag: .*/newTag: 2.0.0/" "$canary/kustomization.yaml"
 run apply -k "$canary"
-wait_rollout Paused 3   # 25 %, 5 s of metrics, the analysis passed: step 3 waits for a person
+wait_rollout Paused 3   # 25 %, 10 s of metrics, the analysis passed: step 3 waits for a person
 run rollout get shop-canary -n shop
 split_by_version
 run rollout promote shop-canary -n shop
