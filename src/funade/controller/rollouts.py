@@ -32,9 +32,10 @@ from funade.controller import workloads
 from funade.core import analysis, bluegreen, canary, revisions, rolling
 from funade.core import rollout as ro
 from funade.core.ports import ObjectKey, Store
+from funade.engine import rollouts as rollouts_engine
 from funade.engine.routing import RoutingError, TrafficRouter
 
-__all__ = ["HASH_LABEL", "MANAGED_BY", "RolloutController", "owned_runs"]
+__all__ = ["HASH_LABEL", "MANAGED_BY", "RolloutController"]
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -50,28 +51,8 @@ def _run_type(kind: str) -> str:
     return "Step" if kind.startswith("step") else _RUN_TYPES.get(kind, kind)
 
 
-def _owner_uid(obj: Obj) -> str | None:
-    for ref in obj.get("metadata", {}).get("ownerReferences") or []:
-        if ref.get("controller"):
-            return str(ref.get("uid"))
-    return None
-
-
-def _revision(rs: Obj) -> int:
-    return int((rs["metadata"].get("annotations") or {}).get(revisions.REVISION_ANNOTATION, "0"))
-
-
 def _hash_of(rs: Obj) -> str:
     return str((rs["metadata"].get("labels") or {}).get(HASH_LABEL, ""))
-
-
-def owned_runs(store: Store, rollout: Obj) -> list[Obj]:
-    """The AnalysisRuns a Rollout created, oldest first."""
-    meta = rollout["metadata"]
-    runs = [
-        r for r in store.list_objects("AnalysisRun", meta.get("namespace", "default")) if _owner_uid(r) == meta["uid"]
-    ]
-    return sorted(runs, key=lambda r: (r["metadata"].get("creationTimestamp", ""), r["metadata"]["name"]))
 
 
 def _field(obj: Obj, path: str) -> str | None:
@@ -221,7 +202,7 @@ class RolloutController:
 
     def _new_revision(self, obj: Obj, status: ro.RolloutStatus, pod_hash: str) -> ro.RolloutStatus:
         """A template change: terminate the old revision's runs and start its steps from the beginning."""
-        for run in owned_runs(self.store, obj):
+        for run in rollouts_engine.owned(self.store, "AnalysisRun", obj):
             if (run.get("status") or {}).get("phase") not in {p.value for p in analysis.Phase if p.completed}:
                 self._terminate(run["metadata"]["namespace"], run["metadata"]["name"])
         if status.current_hash:
@@ -237,15 +218,14 @@ class RolloutController:
     def _ensure_revision(
         self, obj: Obj, rollout: ro.Rollout, template: Mapping[str, object], pod_hash: str
     ) -> list[Obj]:
-        meta = obj["metadata"]
-        owned = [rs for rs in self.store.list_objects("ReplicaSet", rollout.namespace) if _owner_uid(rs) == meta["uid"]]
-        newest = max((_revision(rs) for rs in owned), default=0)
+        owned = rollouts_engine.owned(self.store, "ReplicaSet", obj)
+        newest = max((workloads.revision_of(rs) for rs in owned), default=0)
         current = next((rs for rs in owned if _hash_of(rs) == pod_hash), None)
         if current is None:
             current, _ = self.store.put_many([self._replica_set(obj, rollout, template, pod_hash, newest + 1)])[0]
             owned.append(current)
             self._event(obj, "Normal", "NewReplicaSetCreated", f"Created ReplicaSet {current['metadata']['name']}")
-        elif _revision(current) < newest:
+        elif workloads.revision_of(current) < newest:
             current["metadata"].setdefault("annotations", {})[revisions.REVISION_ANNOTATION] = str(newest + 1)
             current, _ = self.store.put_many([current])[0]
             owned = [rs for rs in owned if _hash_of(rs) != pod_hash] + [current]
@@ -427,7 +407,7 @@ class RolloutController:
         current = {status.step_run, status.background_run, status.pre_run, status.post_run}
         good: list[Obj] = []
         bad: list[Obj] = []
-        for run in owned_runs(self.store, obj):
+        for run in rollouts_engine.owned(self.store, "AnalysisRun", obj):
             phase = (run.get("status") or {}).get("phase")
             if run["metadata"]["name"] in current or phase not in {p.value for p in analysis.Phase if p.completed}:
                 continue
@@ -563,7 +543,7 @@ class RolloutController:
         """AnalysisRuns and TrafficSplits of deleted Rollouts go with them (ReplicaSets: workload controller)."""
         rollouts = {r["metadata"]["uid"]: r for r in self.store.list_objects("Rollout")}
         for run in self.store.list_objects("AnalysisRun"):
-            owner = _owner_uid(run)
+            owner = workloads.owner_uid(run)
             if owner is not None and owner not in rollouts:
                 self.store.delete(ObjectKey.of(run))
         for uid in list(self._wakes):

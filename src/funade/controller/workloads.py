@@ -21,7 +21,7 @@ from funade.controller.kubelet import Kubelet, PodWorker
 from funade.core import revisions, rolling
 from funade.core.ports import Event, ObjectKey, Store
 
-__all__ = ["WorkloadController", "record", "set_replicas"]
+__all__ = ["WorkloadController", "owner_uid", "record", "revision_of", "set_replicas"]
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
@@ -31,14 +31,14 @@ AUTO_ROLLBACK = "funade.io/auto-rollback"
 ROLLBACK_GENERATION = "funade.io/rollback-generation"
 
 
-def _owner_uid(obj: Obj) -> str | None:
+def owner_uid(obj: Obj) -> str | None:
     for ref in obj.get("metadata", {}).get("ownerReferences") or []:
         if ref.get("controller"):
             return str(ref.get("uid"))
     return None
 
 
-def _revision(rs: Obj) -> int:
+def revision_of(rs: Obj) -> int:
     return int(rs["metadata"].get("annotations", {}).get(revisions.REVISION_ANNOTATION, "0"))
 
 
@@ -105,7 +105,7 @@ class WorkloadController:
     async def _bare_pods(self) -> None:
         wanted = {p["metadata"]["uid"]: p for p in self.store.list_objects("Pod")}
         for worker in self.kubelet.pods():
-            owner = _owner_uid(worker.pod)
+            owner = owner_uid(worker.pod)
             if owner is None and worker.uid not in wanted and worker.terminating is None:
                 self.kubelet.delete_pod(worker.uid)
         running = {w.uid for w in self.kubelet.pods()}
@@ -121,13 +121,13 @@ class WorkloadController:
         }
         replicasets = {}
         for rs in self.store.list_objects("ReplicaSet"):
-            owner = _owner_uid(rs)
+            owner = owner_uid(rs)
             if owner is not None and owner not in deployments:
                 self.store.delete(ObjectKey.of(rs))
                 continue
             replicasets[rs["metadata"]["uid"]] = rs
         for worker in self.kubelet.pods():
-            owner = _owner_uid(worker.pod)
+            owner = owner_uid(worker.pod)
             if owner is not None and owner not in replicasets and worker.terminating is None:
                 self.kubelet.delete_pod(worker.uid)
 
@@ -135,7 +135,7 @@ class WorkloadController:
 
     def _pods_of(self, rs: Obj) -> list[PodWorker]:
         uid = rs["metadata"]["uid"]
-        return [w for w in self.live_pods() if _owner_uid(w.pod) == uid]
+        return [w for w in self.live_pods() if owner_uid(w.pod) == uid]
 
     def _counts(self, rs: Obj, pods: list[PodWorker]) -> tuple[int, int]:
         """(ready, available) pods of a ReplicaSet."""
@@ -228,7 +228,7 @@ class WorkloadController:
     def _replicasets_of(self, deployment: Obj) -> list[Obj]:
         uid = deployment["metadata"]["uid"]
         ns = deployment["metadata"]["namespace"]
-        return [rs for rs in self.store.list_objects("ReplicaSet", ns) if _owner_uid(rs) == uid]
+        return [rs for rs in self.store.list_objects("ReplicaSet", ns) if owner_uid(rs) == uid]
 
     def _new_replicaset(self, deployment: Obj, pod_hash: str, revision: int) -> Obj:
         meta = deployment["metadata"]
@@ -274,7 +274,7 @@ class WorkloadController:
         ready, available = self._counts(rs, pods)
         return rolling.Revision(
             name=rs["metadata"]["name"],
-            revision=_revision(rs),
+            revision=revision_of(rs),
             replicas=int(rs["spec"].get("replicas", 0)),
             pods=len(pods),
             ready=ready,
@@ -293,7 +293,7 @@ class WorkloadController:
         new = next(
             (rs for rs in all_rs if rs["metadata"].get("labels", {}).get(revisions.HASH_LABEL) == pod_hash), None
         )
-        max_revision = max((_revision(rs) for rs in all_rs), default=0)
+        max_revision = max((revision_of(rs) for rs in all_rs), default=0)
         paused = bool(spec.get("paused"))
         created = False
         if new is None and not paused:
@@ -307,7 +307,7 @@ class WorkloadController:
                 "ScalingReplicaSet",
                 f"Created new replica set {new['metadata']['name']} (revision {max_revision + 1})",
             )
-        elif new is not None and _revision(new) < max_revision and not paused:
+        elif new is not None and revision_of(new) < max_revision and not paused:
             # The template went back to an older revision (undo, rollback): it becomes the newest.
             new["metadata"]["annotations"][revisions.REVISION_ANNOTATION] = str(max_revision + 1)
             new, _ = self.store.put_many([new])[0]
@@ -391,7 +391,7 @@ class WorkloadController:
             }
         )
         if new is not None:
-            status["currentRevision"] = _revision(new)
+            status["currentRevision"] = revision_of(new)
             status["failedPods"] = self._failures(new)
         if complete and new is not None and new["metadata"]["annotations"].get(HEALTHY_ANNOTATION) != "true":
             new["metadata"]["annotations"][HEALTHY_ANNOTATION] = "true"
@@ -400,7 +400,7 @@ class WorkloadController:
                 deployment,
                 "Normal",
                 "RolloutComplete",
-                f"revision {_revision(new)} is available ({desired}/{desired} replicas)",
+                f"revision {revision_of(new)} is available ({desired}/{desired} replicas)",
             )
         self.store.put_status(ObjectKey.of(deployment), status)
         if new is not None and not complete and not paused:
@@ -438,11 +438,11 @@ class WorkloadController:
                 deployment,
                 "Warning",
                 "RollbackImpossible",
-                f"revision {_revision(new)} failed ({why}) and no earlier revision was ever healthy",
+                f"revision {revision_of(new)} failed ({why}) and no earlier revision was ever healthy",
             )
             return
-        target = max(healthy, key=_revision)
-        failed_revision = _revision(new)
+        target = max(healthy, key=revision_of)
+        failed_revision = revision_of(new)
         spec = dict(deployment["spec"])
         spec["template"] = revisions.without_hash(target["spec"]["template"])
         updated = dict(deployment, spec=spec)
@@ -452,7 +452,7 @@ class WorkloadController:
         stored, _ = self.store.put_many([stored])[0]
         message = (
             f"revision {failed_revision} failed ({why}); rolled back to revision "
-            f"{_revision(target)}, which runs again as revision {failed_revision + 1}"
+            f"{revision_of(target)}, which runs again as revision {failed_revision + 1}"
         )
         status = dict(stored.get("status") or {})
         conditions = [c for c in status.get("conditions", []) if c["type"] != "RolledBack"]
@@ -465,7 +465,7 @@ class WorkloadController:
                 "lastUpdateTime": revisions.rfc3339(time.time()),
                 "lastTransitionTime": revisions.rfc3339(time.time()),
                 "failedRevision": failed_revision,
-                "restoredRevision": _revision(target),
+                "restoredRevision": revision_of(target),
             }
         )
         status["conditions"] = conditions
@@ -475,6 +475,6 @@ class WorkloadController:
     def _trim_history(self, deployment: Obj, new: Obj | None, old_rs: list[Obj]) -> None:
         limit = int(deployment["spec"].get("revisionHistoryLimit", 10))
         idle = [rs for rs in old_rs if int(rs["spec"].get("replicas", 0)) == 0 and not self._pods_of(rs)]
-        idle.sort(key=_revision)
+        idle.sort(key=revision_of)
         for rs in idle[: max(0, len(idle) - limit)]:
             self.store.delete(ObjectKey.of(rs))

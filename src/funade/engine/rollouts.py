@@ -18,7 +18,7 @@ from funade.core import analysis, revisions
 from funade.core import rollout as ro
 from funade.core.ports import Event, ObjectKey, Store
 
-__all__ = ["HASH_LABEL", "RolloutOpError", "Rollouts"]
+__all__ = ["HASH_LABEL", "RolloutOpError", "Rollouts", "owned"]
 
 Obj = dict[str, Any]
 HASH_LABEL = ro.POD_HASH_LABEL
@@ -32,14 +32,15 @@ class RolloutOpError(Exception):
         self.status = status
 
 
-def _owned(store: Store, kind: str, rollout: Obj) -> list[Obj]:
+def owned(store: Store, kind: str, rollout: Obj) -> list[Obj]:
+    """The objects of ``kind`` a Rollout controls (its ReplicaSets, its AnalysisRuns), oldest first."""
     meta = rollout["metadata"]
     found = []
     for obj in store.list_objects(kind, meta.get("namespace", "default")):
         refs = obj["metadata"].get("ownerReferences") or []
         if any(r.get("uid") == meta["uid"] and r.get("controller") for r in refs):
             found.append(obj)
-    return found
+    return sorted(found, key=lambda o: (o["metadata"].get("creationTimestamp", ""), o["metadata"]["name"]))
 
 
 class Rollouts:
@@ -78,7 +79,7 @@ class Rollouts:
 
     def _runs(self, obj: Obj) -> dict[str, ro.RunStatus]:
         found = {}
-        for run in _owned(self.store, "AnalysisRun", obj):
+        for run in owned(self.store, "AnalysisRun", obj):
             raw = run.get("status") or {}
             phase = analysis.Phase(raw.get("phase") or analysis.Phase.PENDING.value)
             found[run["metadata"]["name"]] = ro.RunStatus(phase, str(raw.get("message") or ""))
@@ -116,7 +117,7 @@ class Rollouts:
         """(revision, pod template) of the revisions the Rollout still keeps, oldest first."""
         obj = self._get(namespace, name)
         kept = []
-        for rs in _owned(self.store, "ReplicaSet", obj):
+        for rs in owned(self.store, "ReplicaSet", obj):
             revision = int((rs["metadata"].get("annotations") or {}).get(revisions.REVISION_ANNOTATION, "0"))
             template = json.loads(json.dumps(rs["spec"]["template"]))
             (template.get("metadata") or {}).get("labels", {}).pop(HASH_LABEL, None)
@@ -153,12 +154,12 @@ class Rollouts:
         obj = self._get(namespace, name)
         replica_sets: list[Obj] = []
         owned_rs = sorted(
-            _owned(self.store, "ReplicaSet", obj),
+            owned(self.store, "ReplicaSet", obj),
             key=lambda rs: -int((rs["metadata"].get("annotations") or {}).get(revisions.REVISION_ANNOTATION, "0")),
         )
         for rs in owned_rs:
             uid = rs["metadata"]["uid"]
-            owned = [p for p in pods if any(r.get("uid") == uid for r in p["metadata"].get("ownerReferences") or [])]
-            replica_sets.append({"replicaSet": rs, "pods": owned})
-        runs = sorted(_owned(self.store, "AnalysisRun", obj), key=lambda r: r["metadata"].get("creationTimestamp", ""))
+            its_pods = [p for p in pods if any(r.get("uid") == uid for r in p["metadata"].get("ownerReferences") or [])]
+            replica_sets.append({"replicaSet": rs, "pods": its_pods})
+        runs = owned(self.store, "AnalysisRun", obj)
         return {"rollout": obj, "replicaSets": replica_sets, "analysisRuns": runs}
