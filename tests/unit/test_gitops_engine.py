@@ -68,6 +68,16 @@ class World:
         return {o["metadata"]["name"]: o["data"]["v"] for o in self.store.list_objects("ConfigMap", "default")}
 
 
+async def _settle(controller: AppController, n: int) -> None:
+    """``n`` controller passes, each waiting for the syncs and notifications it started."""
+    for _ in range(n):
+        await controller.reconcile()
+        for state in controller._state.values():
+            if state.task is not None:
+                await state.task
+        await asyncio.gather(*controller._sending)
+
+
 @pytest.fixture
 def w(tmp_path: Path) -> World:
     return World(tmp_path)
@@ -144,14 +154,7 @@ def test_ignore_differences_and_self_heal_through_the_controller(w: World) -> No
     w.app(application())
     controller = AppController(w.store, w.apps)
 
-    async def passes(n: int) -> None:
-        for _ in range(n):
-            await controller.reconcile()
-            for state in controller._state.values():
-                if state.task is not None:
-                    await state.task
-
-    asyncio.run(passes(2))
+    asyncio.run(_settle(controller, 2))
     status = w.current()["status"]
     assert status["sync"]["status"] == "Synced" and status["operationState"]["phase"] == "Succeeded"
     assert [h["id"] for h in status["history"]] == [0]
@@ -160,7 +163,7 @@ def test_ignore_differences_and_self_heal_through_the_controller(w: World) -> No
     assert cm is not None
     cm["data"]["v"] = "hand-edited"
     w.store.put_many([cm])
-    asyncio.run(passes(2))
+    asyncio.run(_settle(controller, 2))
     assert w.configmaps() == {"a": "1"}
 
 
@@ -169,17 +172,10 @@ def test_rollback_suspends_auto_sync(w: World) -> None:
     w.app(application())
     controller = AppController(w.store, w.apps)
 
-    async def settle() -> None:
-        for _ in range(3):
-            await controller.reconcile()
-            for state in controller._state.values():
-                if state.task is not None:
-                    await state.task
-
-    asyncio.run(settle())
+    asyncio.run(_settle(controller, 3))
     w.git.commit(REPO, {"web/a.yaml": configmap("a", "2")})
     controller.refresh("web")
-    asyncio.run(settle())
+    asyncio.run(_settle(controller, 3))
     assert w.configmaps() == {"a": "2"}
     first = w.current()["status"]["history"][0]["revision"]
     obj = w.current()
@@ -188,7 +184,7 @@ def test_rollback_suspends_auto_sync(w: World) -> None:
 
     async def rollback() -> None:
         controller.start_sync(w.current(), prune=True, revision=first, initiated_by="rollback")
-        await settle()
+        await _settle(controller, 3)
 
     asyncio.run(rollback())
     assert w.configmaps() == {"a": "1"}  # and auto-sync does not undo the rollback
@@ -208,15 +204,7 @@ def test_subscribers_hear_about_a_successful_sync_once(w: World) -> None:
     sender = RecordingSender()
     controller = AppController(w.store, w.apps, sender=sender)
 
-    async def passes(n: int) -> None:
-        for _ in range(n):
-            await controller.reconcile()
-            for state in controller._state.values():
-                if state.task is not None:
-                    await state.task
-            await asyncio.gather(*controller._sending)
-
-    asyncio.run(passes(4))
+    asyncio.run(_settle(controller, 4))
     assert [(n.trigger.value, d.recipient) for n, d in sender.sent] == [("on-sync-succeeded", "deployments")]
     assert "web" in sender.sent[0][0].title or "web" in sender.sent[0][0].text
 
@@ -256,17 +244,10 @@ def test_self_heal_goes_on_while_git_is_unreachable(w: World) -> None:
     w.app(application())
     controller = AppController(w.store, w.apps)
 
-    async def passes(n: int) -> None:
-        for _ in range(n):
-            await controller.reconcile()
-            for state in controller._state.values():
-                if state.task is not None:
-                    await state.task
-
-    asyncio.run(passes(2))
+    asyncio.run(_settle(controller, 2))
     assert w.configmaps() == {"a": "1"}
     w.git.set_reachable(REPO, False)
     w.store.delete(ObjectKey("ConfigMap", "default", "a"))
-    asyncio.run(passes(2))
+    asyncio.run(_settle(controller, 2))
     assert w.configmaps() == {"a": "1"}
     assert w.current()["status"]["operationState"]["phase"] == "Succeeded"
