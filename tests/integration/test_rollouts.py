@@ -97,7 +97,8 @@ def test_canary_walks_its_weights_under_load_without_a_failed_request(funade: Fu
         assert funade.cli("rollout", "promote", "shop", "-n", ns).code == 0
         st = phase_is(funade, ns, "shop", "Healthy", 120)
         assert st["stableRS"] == st["currentPodHash"]
-    assert versions(port, 50) == {"version=2.0.0": 50}
+    # Healthy is written before the services controller's next pass moves the data plane: wait for it.
+    funade.wait_until(lambda: versions(port, 50) == {"version=2.0.0": 50}, 30, "only v2 answers", namespace=ns)
     assert load.failures == {}, f"failed requests during the canary: {load.outcomes}"
     assert load.bodies["version=1.0.0"] > 0 and load.bodies["version=2.0.0"] > 0
 
