@@ -107,9 +107,12 @@ def test_a_bad_canary_is_aborted_by_the_seed_analysis_and_traffic_returns_to_sta
     template = yaml.safe_load((FIXTURES / "analysis-template.yaml").read_text())
     metric = template["spec"]["metrics"][0]
     metric.update(interval="2s", count=6)  # the seed's template at a test's cadence
+    # A 5 s window after a 10 s pause: stale series of the stable pods, scraped under the canary
+    # Service's label before this update, must not dilute the canary's errors (as in the demo).
+    metric["provider"]["prometheus"]["query"] = metric["provider"]["prometheus"]["query"].replace("[5m]", "[5s]")
     steps = [
         {"setWeight": 50},
-        {"pause": {"duration": "5s"}},  # as the seed pauses before analysing: the canary's series need samples
+        {"pause": {"duration": "10s"}},  # as the seed pauses before analysing: the canary's series need samples
         {
             "analysis": {
                 "templates": [{"templateName": "success-rate"}],
