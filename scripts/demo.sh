@@ -286,6 +286,14 @@ spec: {containers: [{name: app, image: "$registry/legacy:1.0.0", command: [/bin/
 YAML
 then echo "expected the gate to refuse" >&2; exit 1; fi
 printf '\033[33m→ refused before anything was stored\033[0m\n'
+# A person can still let it through, with a reason; the audit log keeps who, what and why for good.
+run apply -n legacy --force-gate "demo: batch job, no network, OPS-42" -f - <<YAML
+apiVersion: v1
+kind: Pod
+metadata: {name: legacy}
+spec: {containers: [{name: app, image: "$registry/legacy:1.0.0", command: [/bin/true]}], restartPolicy: Never}
+YAML
+run audit -n legacy
 
 step "6. Registry hygiene: the seed's ECR lifecycle policy, previewed (dated by funade's push records)"
 run registry lifecycle preview --policy examples/shop/ecr-lifecycle-policy.json dev/shop prod/shop

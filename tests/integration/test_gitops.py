@@ -46,7 +46,7 @@ class Repo:
         )  # fmt: skip
         return done.stdout.strip()
 
-    def overlay(self, namespace: str, tag: str = "1.0.0", path: str | None = None) -> str:
+    def overlay(self, namespace: str, tag: str = "1.0.0", path: str | None = None, **extra: Any) -> str:
         path = path or f"overlays/{namespace}"
         target = self.root / path
         target.mkdir(parents=True, exist_ok=True)
@@ -57,6 +57,7 @@ class Repo:
             "resources": [os.path.relpath(self.root / "base", target)],
             "secretGenerator": [{"name": "shop-db", "literals": ["password=it"]}],
             "images": [{"name": "funade-testapp", "newTag": tag}],
+            **extra,
         }
         (target / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
         return path
@@ -210,6 +211,42 @@ def test_an_automated_app_follows_git_prunes_heals_and_rolls_back(funade: Funade
     r = funade.cli("app", "delete", name)
     assert r.code == 0, r.output
     funade.wait_until(lambda: funade.find("Deployment", ns, "shop") is None, 30, "cascade delete", namespace=ns)
+
+
+def test_a_gated_namespace_refuses_a_sync_until_the_commit_carries_an_override(
+    funade: Funade, ns: str, tmp_path: Path
+) -> None:
+    profile = {"funade.io/policy-profile": "production"}
+    gated: Obj = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns, "annotations": profile}}
+    assert funade.apply("default", gated).code == 0
+    repo = Repo(tmp_path / "repo")
+    path = repo.overlay(ns)  # the shop's base runs 2 replicas: production's FUN-K8S-030 wants 3
+    repo.commit("shop 1.0.0")
+    name = f"gate-{ns}"[:50]
+    assert funade.cli("app", "create", "-f", str(funade.write(application(name, repo, path, ns)))).code == 0
+
+    def refused() -> Obj | None:
+        operation = app_status(funade, name).get("operationState") or {}
+        return operation if operation.get("phase") == "Failed" else None
+
+    operation = funade.wait_until(refused, 60, "the gate refuses the auto-sync", namespace=ns)
+    assert "refused by the gate" in operation["message"] and "FUN-K8S-030" in operation["message"], operation
+    assert funade.find("Deployment", ns, "shop") is None and funade.find("Service", ns, "shop") is None
+
+    # The exception is reviewed in git like any change: the Deployment carries its own override.
+    reason = {"funade.io/gate-override": "2 replicas until Q3, OPS-7"}
+    override = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "shop", "annotations": reason}}
+    repo.overlay(ns, patches=[{"target": {"kind": "Deployment", "name": "shop"}, "patch": yaml.safe_dump(override)}])
+    excused = repo.commit("shop: gate override")
+    assert funade.cli("app", "refresh", name).code == 0
+    synced_healthy(funade, name, excused, ns)
+    audit = funade.cli("audit", "-n", ns, "-o", "json")
+    assert audit.code == 0, audit.output
+    entry = json.loads(audit.stdout)[-1]
+    assert entry["actor"] == f"application/{name}@{excused[:12]}" and entry["objects"] == ["Deployment/shop"]
+    assert entry["reason"] == "funade.io/gate-override on Deployment/shop: 2 replicas until Q3, OPS-7"
+    assert any("FUN-K8S-030" in d for d in entry["details"]), entry
+    assert funade.cli("app", "delete", name).code == 0
 
 
 def test_an_applicationset_makes_one_app_per_environment_with_production_manual(

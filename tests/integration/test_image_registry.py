@@ -8,9 +8,11 @@ funade promotes reads back byte-identical.
 from __future__ import annotations
 
 import asyncio
+import getpass
 import hashlib
 import json
 import shutil
+import socket
 import subprocess
 import zipfile
 from collections.abc import Iterator
@@ -447,4 +449,22 @@ def test_the_gate_refuses_a_vulnerable_or_unscanned_image_and_records_an_overrid
     assert stack.find("Pod", "it-gated", "web") is not None
     (event,) = [e for e in stack.events("it-gated") if e["reason"] == "GateOverridden"]
     assert "hotfix approved by ops" in event["message"] and "DSA-9999-1" in event["message"]
+    # An object can carry its own override (as a reviewed commit synced by GitOps would): that object only.
+    excused = pod(f"{reg}/{sbom_image}")
+    excused["metadata"].update(name="excused", annotations={"funade.io/gate-override": "accepted risk, OPS-42"})
+    refused_pair = stack.apply("it-gated", excused, pod("funade-testapp:1.0.0"))
+    assert refused_pair.code != 0 and "Pod/web: image funade-testapp:1.0.0 has no scan" in refused_pair.stderr
+    assert "Pod/excused" not in refused_pair.stderr and stack.find("Pod", "it-gated", "excused") is None
+    assert stack.apply("it-gated", excused).code == 0
     assert stack.cli("delete", "namespace", "it-gated", timeout=60).code == 0
+    # The audit log outlives the namespace and its events, and names who overrode what and why.
+    audit = stack.cli("audit", "-n", "it-gated", "-o", "json")
+    assert audit.code == 0, audit.output
+    flag, annotation = json.loads(audit.stdout)
+    assert flag["reason"] == "--force-gate: hotfix approved by ops" and flag["objects"] == ["Pod/web"]
+    assert flag["actor"] == f"{getpass.getuser()}@{socket.gethostname()}" and flag["action"] == "gate-override"
+    assert any("DSA-9999-1" in d for d in flag["details"])
+    assert annotation["reason"] == "funade.io/gate-override on Pod/excused: accepted risk, OPS-42"
+    assert annotation["objects"] == ["Pod/excused"]
+    table = stack.cli("audit")
+    assert table.code == 0 and "accepted risk, OPS-42" in table.stdout, table.output

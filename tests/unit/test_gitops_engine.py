@@ -213,9 +213,11 @@ def test_a_sync_the_deploy_gate_refuses_applies_nothing(w: World) -> None:
     from funade.engine.workloads import WorkloadError
 
     seen: list[list[str]] = []
+    actors: list[str] = []
 
-    async def gate(objs: list[Obj], namespace: str) -> None:
+    async def gate(objs: list[Obj], namespace: str, actor: str) -> None:
         seen.append(sorted(o["metadata"]["name"] for o in objs))
+        actors.append(actor)
         raise WorkloadError("refused by the gate of namespace default (nothing was applied):\n  - a: latest tag", 422)
 
     apps = Apps(w.store, w.git, w.renderer, gate=gate)
@@ -223,6 +225,7 @@ def test_a_sync_the_deploy_gate_refuses_applies_nothing(w: World) -> None:
     operation = asyncio.run(apps.sync(apps.compare(w.app(application())), prune=True))
     assert operation.phase is plan.OperationPhase.FAILED and "refused by the gate" in operation.message
     assert seen == [["a", "b"]]  # the whole sync is checked at once, before the first wave
+    assert actors == [f"application/web@{operation.revision[:12]}"]  # named in the audit log of an override
     assert w.configmaps() == {}
 
 

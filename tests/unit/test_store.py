@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from funade.adapters.store.sqlite import SqliteStore
-from funade.core.ports import Event, ObjectKey
+from funade.core.ports import AuditEntry, Event, ObjectKey
 
 pytestmark = pytest.mark.unit
 
@@ -415,3 +415,20 @@ def test_labelled_finds_objects_of_every_kind_by_one_label(tmp_path: Path) -> No
     found = store.labelled("app.kubernetes.io/instance", "web")
     assert [(o["kind"], o["metadata"]["name"]) for o in found] == [("ConfigMap", "a"), ("Secret", "b")]
     assert store.labelled("app.kubernetes.io/instance", "nobody") == []
+
+
+def test_the_audit_log_keeps_every_entry_through_namespace_cleanups_and_reopens(tmp_path: Path) -> None:
+    path = tmp_path / "funade.db"
+    store = SqliteStore(path)
+    old = AuditEntry(time.time() - 3600 * 24 * 30, "ann@host", "gate-override", "prod", "hotfix", ("Pod/web",))
+    same = AuditEntry(time.time(), "ann@host", "gate-override", "prod", "hotfix", ("Pod/web",), ("image x: CVE-1",))
+    other = AuditEntry(time.time(), "application/shop@abc", "gate-override", "dev", "why", ("Deployment/api",))
+    for entry in (old, same, same, other):
+        store.add_audit(entry)
+    store.delete_events("prod")  # what deleting a namespace does to its events
+    store.add_event(Event(time.time(), "prod", "Pod", "web", "Normal", "Started", "x"))  # prunes day-old events
+    store.close()
+    reopened = SqliteStore(path)
+    assert reopened.audit("prod") == [old, same, same]  # not expired, not folded, oldest first
+    assert reopened.audit() == [old, same, same, other]
+    assert reopened.audit(limit=2) == [same, other]  # the newest

@@ -35,7 +35,7 @@ from funade.controller.apps import AppController
 from funade.controller.manager import Manager
 from funade.controller.scans import ScanController
 from funade.core import objects, oci, registryevents, services
-from funade.core.ports import Event, ObjectKey
+from funade.core.ports import ACTOR_HEADER, AuditEntry, Event, ObjectKey
 from funade.engine import gate, gitops, rollouts, workloads
 from funade.engine.render import Renderer
 
@@ -60,6 +60,12 @@ def _targets(home: Path) -> dict[str, str]:
     return {str(k).rstrip("/"): str(v) for k, v in servers.items()} if isinstance(servers, dict) else {}
 
 
+def _actor(request: Request) -> str:
+    """Who sent the request, as the CLI says (``user@host``); printable and short, for the audit log."""
+    claimed = "".join(c for c in request.headers.get(ACTOR_HEADER, "") if c.isprintable())[:120].strip()
+    return claimed or "unknown"
+
+
 def _error(message: str, status: int) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
@@ -80,7 +86,7 @@ class Api:
             self.store,
             source,
             Renderer(source, kustomize=kustomize.render),
-            gate=lambda objs, ns: self._gate(objs, ns, None),
+            gate=self._gitops_gate,
             targets=lambda: _targets(home),
         )
         try:
@@ -185,15 +191,19 @@ class Api:
             return None
         return self.store.scan_result(ref.registry, ref.repository, found.digest)
 
-    async def _gate(self, items: list[Obj], namespace: str, override: str | None) -> dict[str, list[str]]:
-        """Refuse the apply when a namespace's gate says no (nothing is stored); the overridden reasons by namespace."""
+    async def _gate(self, items: list[Obj], namespace: str, override: str | None, actor: str) -> list[AuditEntry]:
+        """Refuse the apply when a namespace's gate says no (nothing is stored).
+
+        Returns the audit entries of what was let through by ``--force-gate`` (``override``) or an
+        object's own ``funade.io/gate-override`` annotation; the caller records them once applied.
+        """
         by_namespace: dict[str, list[Obj]] = {}
         batch = {o["metadata"]["name"]: o for o in items if isinstance(o, dict) and o.get("kind") == "Namespace"}
         for obj in items:
             if isinstance(obj, dict) and obj.get("kind") not in workloads.CLUSTER_SCOPED:
                 ns = str((obj.get("metadata") or {}).get("namespace") or namespace)
                 by_namespace.setdefault(ns, []).append(obj)
-        overridden: dict[str, list[str]] = {}
+        entries: list[AuditEntry] = []
         for ns, objs in by_namespace.items():
             try:
                 rules = gate.Gate.of(batch.get(ns) or self.store.get(ObjectKey("Namespace", "", ns)), ns)
@@ -203,17 +213,58 @@ class Api:
                 continue
             images = sorted({i for obj in objs for i in gate.images_of(obj)})
             scans = {image: await self._scan_of(image) for image in images} if rules.severity else {}
-            reasons = gate.refusals(rules, objs, scans)
-            if reasons and override is None:
+            found = gate.refusals(rules, objs, scans)
+            blocked = [r for r in found if r.override is None and override is None]
+            if blocked:
                 raise workloads.WorkloadError(
                     f"refused by the gate of namespace {ns} (nothing was applied):\n  - "
-                    + "\n  - ".join(reasons)
-                    + "\n(apply --force-gate REASON to override; the override is recorded)",
+                    + "\n  - ".join(f"{r.obj}: {r.message}" for r in blocked)
+                    + f"\n(apply --force-gate REASON, or annotate the object {gate.OVERRIDE_ANNOTATION}: REASON, "
+                    "to override; the override is recorded in the audit log)",
                     422,
                 )
-            if reasons:
-                overridden[ns] = reasons
-        return overridden
+            by_reason: dict[str, list[gate.Refusal]] = {}
+            for refusal in found:
+                reason = (
+                    f"{gate.OVERRIDE_ANNOTATION} on {refusal.obj}: {refusal.override}"
+                    if refusal.override
+                    else f"--force-gate: {override}"
+                )
+                by_reason.setdefault(reason, []).append(refusal)
+            entries += [
+                AuditEntry(
+                    time.time(),
+                    actor,
+                    "gate-override",
+                    ns,
+                    reason,
+                    tuple(dict.fromkeys(r.obj for r in refusals)),
+                    tuple(r.message for r in refusals),
+                )
+                for reason, refusals in by_reason.items()
+            ]
+        return entries
+
+    async def _gitops_gate(self, items: list[Obj], namespace: str, actor: str) -> None:
+        """The gate of a GitOps sync: overrides can only come from annotations in git; recorded at once."""
+        for entry in await self._gate(items, namespace, None, actor):
+            self._audit(entry)
+
+    def _audit(self, entry: AuditEntry) -> None:
+        """Keep an override in the audit log, and say so in the namespace's events."""
+        self.store.add_audit(entry)
+        self.store.add_event(
+            Event(
+                entry.time,
+                entry.namespace,
+                "Namespace",
+                entry.namespace,
+                "Warning",
+                "GateOverridden",
+                f"{entry.actor} applied {', '.join(entry.objects)} despite the gate ({entry.reason}): "
+                + "; ".join(entry.details),
+            )
+        )
 
     async def healthz(self, request: Request) -> Response:
         if not self.manager.synced.is_set():
@@ -249,20 +300,12 @@ class Api:
         override = body.get("forceGate")
         if override is not None and (not isinstance(override, str) or not override.strip()):
             raise workloads.WorkloadError('"forceGate" needs a reason', 400)
-        overridden = await self._gate(items, namespace, override)
-        results = self.workloads.apply(items, namespace, bool(body.get("dryRun")))
-        for ns, reasons in overridden.items():
-            self.store.add_event(
-                Event(
-                    time.time(),
-                    ns,
-                    "Namespace",
-                    ns,
-                    "Warning",
-                    "GateOverridden",
-                    f"applied despite the gate ({override}): " + "; ".join(reasons),
-                )
-            )
+        dry_run = bool(body.get("dryRun"))
+        overridden = await self._gate(items, namespace, override, _actor(request))
+        results = self.workloads.apply(items, namespace, dry_run)
+        if not dry_run:
+            for entry in overridden:
+                self._audit(entry)
         if any(r.key.kind in ("ConfigMap", "Secret") and r.action != "unchanged" for r in results):
             self.manager.kubelet.retry_config_errors()
         self.manager.poke()
@@ -334,6 +377,14 @@ class Api:
         deleted = self.workloads.delete(ObjectKey(kind, ns, name))
         self.manager.poke()
         return JSONResponse({"deleted": [str(k) for k in deleted]})
+
+    async def audit(self, request: Request) -> Response:
+        q = request.query_params
+        namespace = None if q.get("allNamespaces") == "true" else q.get("namespace")
+        entries = self.store.audit(namespace, int(q.get("limit", "200")))
+        return JSONResponse(
+            {"items": [{**e.__dict__, "objects": list(e.objects), "details": list(e.details)} for e in entries]}
+        )
 
     async def events(self, request: Request) -> Response:
         q = request.query_params
@@ -545,6 +596,7 @@ def create_app(home: Path) -> Starlette:
             route("/v1/status", api.status, ["GET"]),
             route("/v1/apply", api.apply, ["POST"]),
             route("/v1/events", api.events, ["GET"]),
+            route("/v1/audit", api.audit, ["GET"]),
             route("/v1/objects/{kind}", api.list_objects, ["GET"]),
             route("/v1/objects/{kind}/{namespace}/{name}", api.get_object, ["GET"]),
             route("/v1/objects/{kind}/{namespace}/{name}", api.delete_object, ["DELETE"]),

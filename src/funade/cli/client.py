@@ -6,12 +6,16 @@ a server that is not running gets one clear message telling how to start it.
 
 from __future__ import annotations
 
+import getpass
 import os
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from funade.core.ports import ACTOR_HEADER
 
 __all__ = ["DEFAULT_ADDRESS", "ApiError", "Client", "funade_home"]
 
@@ -21,6 +25,15 @@ DEFAULT_ADDRESS = "127.0.0.1:7300"
 def funade_home() -> Path:
     """``$FUNADE_HOME``, default ``~/.local/share/funade``."""
     return Path(os.environ.get("FUNADE_HOME") or Path.home() / ".local/share/funade")
+
+
+def _actor() -> str:
+    """``user@host``: who the server's audit log names for this CLI's requests."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid())
+    return f"{user}@{socket.gethostname()}"
 
 
 class ApiError(Exception):
@@ -36,7 +49,7 @@ class Client:
 
     def __init__(self, address: str | None = None, timeout: float = 30.0) -> None:
         self.address = address or os.environ.get("FUNADE_ADDRESS") or DEFAULT_ADDRESS
-        self._http = httpx.Client(base_url=f"http://{self.address}", timeout=timeout)
+        self._http = httpx.Client(base_url=f"http://{self.address}", timeout=timeout, headers={ACTOR_HEADER: _actor()})
 
     def close(self) -> None:
         self._http.close()

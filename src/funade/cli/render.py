@@ -16,6 +16,7 @@ from funade.core import revisions
 
 __all__ = [
     "age",
+    "audit_table",
     "describe",
     "events_table",
     "history_table",
@@ -220,6 +221,24 @@ def events_table(events: list[Obj], now: float | None = None) -> Table:
             e["reason"],
             f"{e['kind'].lower()}/{e['name']}",
             e["message"] + count,
+        )
+    return table
+
+
+def audit_table(entries: list[Obj]) -> Table:
+    """`funade audit`: TIME, ACTOR, ACTION, NAMESPACE, OBJECTS, REASON and what was overridden."""
+    table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
+    for column in ("TIME", "ACTOR", "ACTION", "NAMESPACE", "OBJECTS", "REASON"):
+        table.add_column(column, no_wrap=column not in ("OBJECTS", "REASON"))
+    for e in entries:
+        details = "".join(f"\n  - {d}" for d in e.get("details") or [])
+        table.add_row(
+            revisions.rfc3339(e["time"]),
+            e["actor"],
+            Text(e["action"], style="yellow"),
+            e["namespace"],
+            ", ".join(e.get("objects") or []),
+            Text(e["reason"]) + Text(details, style="dim"),
         )
     return table
 

@@ -1,4 +1,4 @@
-"""kubectl-shaped commands for workloads: apply, get, describe, delete, logs, events,
+"""kubectl-shaped commands for workloads: apply, get, describe, delete, logs, events, audit,
 scale and the rollout verbs.
 
 Manifests are read, rendered (kustomize) and validated here, before anything is sent,
@@ -412,6 +412,22 @@ def events(
     console.print(render.events_table(items))
 
 
+def audit(
+    namespace: str | None = typer.Option(None, "-n", "--namespace", help="only this namespace (default: all)"),
+    limit: int = typer.Option(200, "--limit", help="the newest N entries"),
+    output: str = OutputOpt,
+) -> None:
+    """The audit log: who let what past a safeguard (a gate override), when and why. Kept for good."""
+    items = _call(_client().get, "/v1/audit", namespace=namespace, limit=limit)["items"]
+    if output in ("json", "yaml"):
+        _dump(items, output)
+        return
+    if not items:
+        err.print("The audit log is empty.")
+        return
+    console.print(render.audit_table(items), highlight=False)
+
+
 def scale(
     ref: str = typer.Argument(..., help="deployment/NAME"),
     name: str | None = typer.Argument(None),
@@ -602,7 +618,7 @@ def rollout_resume(
 
 
 def register(app: typer.Typer) -> None:
-    for command in (apply, get, describe, delete, logs, events, scale):
+    for command in (apply, get, describe, delete, logs, events, audit, scale):
         app.command()(command)
     app.command("exec")(exec_)
     rollouts.register(rollout_app)

@@ -11,7 +11,18 @@ from typing import Any, Protocol
 
 from funade.core import oci
 
-__all__ = ["Event", "MetricAnswer", "Metrics", "MetricsError", "ObjectKey", "Registry", "Store", "VulnData"]
+__all__ = [
+    "ACTOR_HEADER",
+    "AuditEntry",
+    "Event",
+    "MetricAnswer",
+    "Metrics",
+    "MetricsError",
+    "ObjectKey",
+    "Registry",
+    "Store",
+    "VulnData",
+]
 
 Obj = dict[str, Any]
 
@@ -48,6 +59,34 @@ class Event:
     count: int = 1
 
 
+ACTOR_HEADER = "X-Funade-Actor"
+"""The request header in which the CLI names its user (``user@host``) for the audit log."""
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One decision a person (or a git commit) took against funade's safeguards.
+
+    Unlike events, audit entries are never folded, expired or deleted with their namespace.
+
+    Attributes:
+        actor: who asked: the CLI's ``user@host``, or ``application/NAME`` for a GitOps sync.
+        action: what was done, e.g. ``gate-override``.
+        namespace: where.
+        reason: the reason the actor gave.
+        objects: the objects concerned (``Kind/name``).
+        details: what the safeguard said (the refusals that were overridden).
+    """
+
+    time: float
+    actor: str
+    action: str
+    namespace: str
+    reason: str
+    objects: tuple[str, ...] = ()
+    details: tuple[str, ...] = ()
+
+
 class Store(Protocol):
     """Desired state and funade's own records."""
 
@@ -77,6 +116,10 @@ class Store(Protocol):
     def add_event(self, event: Event) -> None: ...
 
     def delete_events(self, namespace: str) -> None: ...
+
+    def add_audit(self, entry: AuditEntry) -> None: ...
+
+    def audit(self, namespace: str | None = None, limit: int = 200) -> list[AuditEntry]: ...
 
     def events(
         self, namespace: str | None = None, kind: str | None = None, name: str | None = None, limit: int = 200

@@ -109,10 +109,11 @@ class Apps:
         store: Store,
         source: Source,
         renderer: Renderer,
-        gate: Callable[[list[Obj], str], Awaitable[object]] | None = None,
+        gate: Callable[[list[Obj], str, str], Awaitable[object]] | None = None,
         targets: Callable[[], Mapping[str, str]] = dict,
     ) -> None:
-        """``gate`` checks everything a sync would apply (the deploy gate of ``funade apply``) and
+        """``gate(objects, namespace, actor)`` checks everything a sync would apply (the deploy gate of
+        ``funade apply``; the actor is ``application/NAME@REVISION``, for the audit log of overrides) and
         raises :class:`~funade.engine.workloads.WorkloadError` to refuse it; nothing is applied then.
         ``targets`` maps destination servers and cluster names to funade targets (Argo CD's
         registered clusters): ``{"https://dev-cluster.example.com": "local"}``."""
@@ -315,7 +316,8 @@ class Apps:
         if self.gate is not None and not dry_run:
             everything = [dict(t.desired) for _, _, tasks in steps for t in tasks if not t.is_prune and t.desired]
             try:
-                await self.gate(everything, sync_plan.options.namespace)
+                actor = f"application/{comparison.app.name}@{comparison.revision[:12]}"
+                await self.gate(everything, sync_plan.options.namespace, actor)
             except workloads.WorkloadError as exc:
                 return operation.finish(plan.OperationPhase.FAILED, str(exc), time.time())
         for index, (phase, wave, tasks) in enumerate(steps):

@@ -1,4 +1,4 @@
-"""funade's own records in SQLite: applied objects, revisions, events and the registry's image events.
+"""funade's own records in SQLite: applied objects, revisions, events, the audit log and image events.
 
 One file under ``$FUNADE_HOME``; WAL mode so readers never block the controllers.
 Every write is one transaction, so a crash leaves either the old or the new state.
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from funade.core import revisions
-from funade.core.ports import Event, ObjectKey
+from funade.core.ports import AuditEntry, Event, ObjectKey
 from funade.core.registryevents import ImageEvent
 
 __all__ = ["SqliteStore"]
@@ -35,6 +35,11 @@ CREATE TABLE IF NOT EXISTS events (
     message TEXT NOT NULL, count INTEGER NOT NULL DEFAULT 1
 );
 CREATE INDEX IF NOT EXISTS events_object ON events (namespace, kind, name);
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, time REAL NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL,
+    namespace TEXT NOT NULL, reason TEXT NOT NULL, objects TEXT NOT NULL, details TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_namespace ON audit (namespace, time);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS image_events (
     id TEXT PRIMARY KEY, registry TEXT NOT NULL, action TEXT NOT NULL, repository TEXT NOT NULL,
@@ -238,6 +243,37 @@ class SqliteStore:
                 (*params, limit),
             ).fetchall()
         return [Event(*r) for r in reversed(rows)]
+
+    def add_audit(self, entry: AuditEntry) -> None:
+        """Append to the audit log (kept for good: never folded, expired or deleted with a namespace)."""
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO audit (time, actor, action, namespace, reason, objects, details) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    entry.time,
+                    entry.actor,
+                    entry.action,
+                    entry.namespace,
+                    entry.reason,
+                    json.dumps(list(entry.objects)),
+                    json.dumps(list(entry.details)),
+                ),
+            )
+
+    def audit(self, namespace: str | None = None, limit: int = 200) -> list[AuditEntry]:
+        """The newest ``limit`` audit entries (of one namespace, or all), oldest first."""
+        where, params = ("WHERE namespace=?", (namespace,)) if namespace is not None else ("", ())
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT time, actor, action, namespace, reason, objects, details FROM audit {where} "
+                "ORDER BY id DESC LIMIT ?",
+                (*params, limit),
+            ).fetchall()
+        return [
+            AuditEntry(t, actor, action, ns, reason, tuple(json.loads(objs)), tuple(json.loads(details)))
+            for t, actor, action, ns, reason, objs, details in reversed(rows)
+        ]
 
     def add_image_events(self, events: Sequence[ImageEvent]) -> int:
         """Keep registry notifications; a redelivered event (same id) is stored once. Returns how many were new."""
