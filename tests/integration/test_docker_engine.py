@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import subprocess
 import tarfile
 import time
@@ -149,6 +150,8 @@ def test_imported_image_carries_the_changes(image: str) -> None:
             assert info.cmd == ("/bin/sh",)
             assert "FUNADE_IT=1" in info.env
             assert info.working_dir == "/root"
+            arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine, os.uname().machine)
+            assert info.platform == f"linux/{arch}"  # docker import makes an image for the engine's own platform
             assert await engine.image_exists(image)
 
     run(scenario())

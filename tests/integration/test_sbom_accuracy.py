@@ -16,6 +16,8 @@ that the module takes about 25 s.
 
 from __future__ import annotations
 
+import asyncio
+import gzip
 import json
 import re
 import subprocess
@@ -27,13 +29,23 @@ from urllib.parse import parse_qs
 
 import pytest
 
+from funade.adapters.registry.client import RegistryClient
+from funade.core import oci
 from tests.integration.conftest import REPO_ROOT, Funade, running_server
+
+try:
+    from compression import zstd  # type: ignore[import-not-found,unused-ignore]
+except ImportError:
+    from backports import zstd  # type: ignore[no-redef,unused-ignore]
 
 pytestmark = pytest.mark.integration
 
 IMAGE = "funade-debian:12-py"
 BUILD_SCRIPT = REPO_ROOT / "scripts" / "build-debian-image.sh"
 DPKG_FORMAT = r"${db:Status-Status} ${Package} ${Version} ${Architecture}\n"
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+ZSTD_LAYER = "application/vnd.oci.image.layer.v1.tar+zstd"
 
 Deb = tuple[str, str, str]  # (name, version, architecture)
 
@@ -194,3 +206,37 @@ def test_a_scan_from_the_engine_matches_by_source_package(stack: Funade, image: 
     found = {f["package"]: f for f in report["findings"] if f["id"] == "DSA-9999-1"}
     assert {name: f["installed"] for name, f in found.items()} == from_glibc
     assert all(f["fixed"] == "2.36-9+deb12u999" and f["severity"] == "HIGH" for f in found.values())
+
+
+def test_a_zstd_copy_of_the_image_has_the_same_sbom(stack: Funade, remote_sbom: dict[str, Any]) -> None:
+    """The image's layers recompressed with zstd (OCI ``tar+zstd``, as BuildKit's ``compression=zstd`` writes
+    them) and pushed as another tag to the real registry: the SBOM is the same, layer for layer."""
+    registry = stack.env["FUNADE_REGISTRY"]
+    name, _, tag = IMAGE.partition(":")
+
+    async def push_zstd_copy() -> None:
+        async with RegistryClient(registry) as client:
+            manifest = await client.get_manifest(name, tag)
+            assert manifest.config is not None
+            layers = []
+            for layer in manifest.layers:
+                data = gzip.decompress(b"".join([chunk async for chunk in client.open_blob(name, layer.digest)]))
+                packed = zstd.compress(data)
+                digest = oci.digest_of(packed)
+                await client.upload_blob(name, digest, len(packed), packed)
+                layers.append({"mediaType": ZSTD_LAYER, "digest": digest, "size": len(packed)})
+            config = {**manifest.config.to_json(), "mediaType": "application/vnd.oci.image.config.v1+json"}
+            raw = json.dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config, "layers": layers})
+            await client.put_manifest(name, f"{tag}-zstd", raw.encode(), OCI_MANIFEST)
+
+    asyncio.run(push_zstd_copy())
+    found = stack.cli("image", "sbom", f"{registry}/{IMAGE}-zstd", "--remote", "-o", "json", timeout=300)
+    assert found.code == 0, found.output
+    copy = json.loads(found.stdout)
+
+    def comparable(sbom: dict[str, Any]) -> list[tuple[Any, ...]]:
+        layers = sbom["layers"]
+        return [(p["name"], p["version"], p["path"], layers.index(p["layer"])) for p in sbom["packages"]]
+
+    assert len(copy["packages"]) >= 100 and comparable(copy) == comparable(remote_sbom)
+    assert copy["digest"] != remote_sbom["digest"] and copy["distro"] == "debian-12"

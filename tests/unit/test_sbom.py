@@ -24,6 +24,11 @@ from funade.core import sbom
 from funade.core.sbom import Distro, Package, PackageType
 from funade.engine import sbom as engine_sbom
 
+try:
+    from compression import zstd  # type: ignore[import-not-found,unused-ignore]
+except ImportError:
+    from backports import zstd  # type: ignore[no-redef,unused-ignore]
+
 pytestmark = pytest.mark.unit
 T = TypeVar("T")
 
@@ -522,12 +527,27 @@ def test_uncompressed_layers_and_unreadable_layers() -> None:
     plain = gzip.decompress(layer(File("lib/apk/db/installed", APK_INSTALLED.encode())))
     fake.put_image("plain", "1", [plain])
     assert {p.name for p in catalogue(fake, "plain", "1").packages} == {"musl", "libcrypto3"}
-    fake.put_image("bad", "1", [b"\x28\xb5\x2f\xfd" + b"\0" * 64])
-    with pytest.raises(engine_sbom.SbomError, match="zstd"):
+    fake.put_image("bad", "1", [b"\x28\xb5\x2f\xfd" + b"\0" * 64])  # a zstd frame header, then garbage
+    with pytest.raises(engine_sbom.SbomError, match="cannot read layer"):
         catalogue(fake, "bad", "1")
     fake.put_image("junk", "1", [gzip.compress(b"not a tar at all" * 10)])
     with pytest.raises(engine_sbom.SbomError, match="cannot read layer"):
         catalogue(fake, "junk", "1")
+
+
+def test_zstd_layers_are_read_like_gzip_ones_whatever_the_media_type_says() -> None:
+    fake = FakeRegistry()
+    site = "usr/lib/python3.11/site-packages"
+    tar = gzip.decompress(layer(File(f"{site}/six-1.16.0.dist-info/METADATA", b"Name: six\nVersion: 1.16.0\n")))
+    upper = gzip.decompress(
+        layer(File(f"{site}/.wh.six-1.16.0.dist-info", b""), File("lib/apk/db/installed", APK_INSTALLED.encode()))
+    )
+    # Two frames in the second layer, as a streaming compressor may write them.
+    halves = zstd.compress(upper[:700]) + zstd.compress(upper[700:])
+    image = fake.put_image("zstd", "1", [zstd.compress(tar), halves])
+    found = catalogue(fake, "zstd", "1")
+    assert {p.name for p in found.packages} == {"musl", "libcrypto3"}  # the whiteout in the zstd layer applied
+    assert {p.layer for p in found.packages} == {image.layers[1].digest}
 
 
 def test_a_tampered_layer_fails_its_digest_check_even_past_the_tar_end() -> None:

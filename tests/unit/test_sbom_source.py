@@ -59,7 +59,7 @@ class World:
         assert host == REGISTRY
         return RegistryClient(host, transport=self.registry, scheme="http")
 
-    def read(self, image: str, **options: bool) -> tuple[str, str, set[str]]:
+    def read(self, image: str, **options: Any) -> tuple[str, str, set[str]]:
         found = run(imagestore.catalogue(image, docker=lambda: self.docker, registry=self.client, **options))
         return found.source, found.name, {p.name for p in found.sbom.packages}
 
@@ -92,6 +92,23 @@ def test_without_an_engine_the_registry_is_read_unless_local_is_asked() -> None:
     world.docker.unavailable = False
     with pytest.raises(engine_sbom.SbomError, match=r"has no image shop/api:2\.0"):
         world.read("shop/api:2.0", local=True)
+
+
+def test_an_engine_image_of_another_platform_is_passed_over_for_the_registrys_index() -> None:
+    world = World()
+    arm = world.registry.put_image("shop/web", None, [dist_info("pushed-arm", "1.0")], platform="linux/arm64")
+    amd = world.registry.put_image("shop/web", None, [dist_info("pushed", "1.0")], platform="linux/amd64")
+    world.registry.put_index("shop/web", "1.0", [amd, arm])
+    # The engine holds shop/web:1.0 for linux/amd64 (what a build on this machine makes).
+    assert world.read("shop/web:1.0", platform="linux/amd64")[::2] == ("engine", {"local"})
+    assert world.read("shop/web:1.0", platform="linux/arm64")[::2] == ("registry", {"pushed-arm"})
+    with pytest.raises(engine_sbom.SbomError, match=r"holds shop/web:1\.0 for linux/amd64, not linux/arm64"):
+        world.read("shop/web:1.0", platform="linux/arm64", local=True)
+    world.docker.add_image("shop/pi:1", layers=[dist_info("pi", "1")], platform="linux/arm/v7")
+    assert world.read("shop/pi:1", platform="linux/arm", local=True)[::2] == ("engine", {"pi"})
+    with pytest.raises(engine_sbom.SbomError, match="for linux/arm/v7, not linux/arm/v6"):
+        world.read("shop/pi:1", platform="linux/arm/v6", local=True)
+    assert run(world.docker.inspect_image("shop/pi:1")).platform == "linux/arm/v7"
 
 
 # -- the adapters -----------------------------------------------------------------------------------

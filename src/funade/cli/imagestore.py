@@ -21,7 +21,7 @@ from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 from rich.text import Text
 
-from funade.adapters.docker import DockerClient, DockerError, DockerUnavailable
+from funade.adapters.docker import DockerClient, DockerError, DockerUnavailable, NotFound
 from funade.adapters.registry.client import RegistryClient, RegistryError
 from funade.adapters.registry.settings import RepositorySettings, SettingsError
 from funade.cli import consoles, registries
@@ -48,7 +48,13 @@ __all__ = [
 OutputOpt = typer.Option("table", "-o", "--output", help="table | json")
 LocalOpt = typer.Option(False, "--local", help="read the image from the local Docker Engine")
 RemoteOpt = typer.Option(False, "--remote", help="read the image from the registry even when the engine has it")
-PlatformOpt = typer.Option(None, "--platform", help="which image of a multi-platform index [default: linux/amd64]")
+DEFAULT_PLATFORM = "linux/amd64"
+PlatformOpt = typer.Option(
+    None,
+    "--platform",
+    help="os/arch[/variant]: which image of a multi-platform index [default: linux/amd64]; "
+    "an engine image of another platform is passed over for the registry (refused with --local)",
+)
 #: Where an SBOM was read from.
 ENGINE, REGISTRY = "engine", "registry"
 
@@ -346,6 +352,12 @@ class ImageSbom:
     source: str
 
 
+def _same_platform(held: str, wanted: str) -> bool:
+    """Whether an image built for ``held`` is the ``wanted`` os/arch (and variant, when one is asked for)."""
+    have, want = held.split("/"), wanted.split("/")
+    return have[:2] == want[:2] and (len(want) < 3 or have[2:3] == want[2:3])
+
+
 def _names_registry(text: str) -> bool:
     """Whether the reference names its registry host (``host[:port]/…``, ``localhost/…``) rather than defaulting."""
     sentinel = "registry.invalid"
@@ -355,7 +367,7 @@ def _names_registry(text: str) -> bool:
 async def catalogue(
     image: str,
     *,
-    platform: str = "linux/amd64",
+    platform: str | None = None,
     local: bool = False,
     remote: bool = False,
     docker: Callable[[], DockerClient] = DockerClient,
@@ -364,6 +376,9 @@ async def catalogue(
     """Read ``image``'s SBOM from the engine or a registry: the choice :func:`read_sbom` describes.
 
     Args:
+        platform: ``os/arch[/variant]`` asked for (None: the engine's image, or linux/amd64 of an
+            index). An engine image of another platform is passed over for the registry's index,
+            or refused with ``local``.
         docker: Makes the Docker client (a fake in tests).
         registry: Makes the registry client for a host (a fake in tests).
 
@@ -380,15 +395,24 @@ async def catalogue(
         else:
             async with engine:
                 try:
-                    present = await engine.image_exists(image)
+                    held = (await engine.inspect_image(image)).platform
+                except NotFound:
+                    held = None
                 except DockerUnavailable as exc:
-                    present, engine_error = False, exc
-                if present:
+                    held, engine_error = None, exc
+                if held is not None and (platform is None or _same_platform(held, platform)):
                     return ImageSbom(image, await sbom_engine.catalogue_local(engine, image), ENGINE)
+                if held is not None:
+                    engine_error = sbom_engine.SbomError(
+                        f"the local Docker Engine holds {image} for {held}, not {platform} (build it with "
+                        f"`funade image build --platform {platform}`, or read a registry's index with --remote)"
+                    )
         if local:  # without an engine (or the image in it) the registry is asked, unless --local said not to
             raise engine_error
     async with registry(ref.registry) as client:
-        found = await sbom_engine.catalogue(client, ref.repository, ref.reference, platform=platform)
+        found = await sbom_engine.catalogue(
+            client, ref.repository, ref.reference, platform=platform or DEFAULT_PLATFORM
+        )
     return ImageSbom(str(ref), found, REGISTRY)
 
 
@@ -402,16 +426,9 @@ def read_sbom(image: str, *, platform: str | None, local: bool, remote: bool) ->
     _reference(image)
     try:
         with consoles.err.status(f"reading {image}…"):
-            found = asyncio.run(catalogue(image, platform=platform or "linux/amd64", local=local, remote=remote))
+            return asyncio.run(catalogue(image, platform=platform, local=local, remote=remote))
     except (RegistryError, DockerError, sbom_engine.SbomError) as exc:
         raise _fail(str(exc)) from exc
-    if found.source == ENGINE and platform and platform != found.sbom.platform:
-        consoles.err.print(
-            f"[yellow]warning:[/yellow] the local engine holds {image} for {found.sbom.platform}; "
-            f"--platform {platform} picks from registry indexes only (use --remote)",
-            highlight=False,
-        )
-    return found
 
 
 def sbom(

@@ -9,7 +9,7 @@ binaries), and they are parsed as soon as they are read, so memory holds package
 rather than file contents.
 
 Each layer blob is streamed once: the registry's chunks feed ``tarfile`` in stream mode
-(gzip, bzip2 and xz are recognised from the bytes, whatever the media type says) in a
+(gzip, bzip2, xz and zstd are recognised from the bytes, whatever the media type says) in a
 worker thread that pulls chunks from the event loop, so nothing is buffered beyond a
 chunk. The exceptions are jars, which ``zipfile`` must seek: each is copied to a
 `tempfile.SpooledTemporaryFile` that stays in memory up to 64 MiB. After the tar's end
@@ -44,6 +44,11 @@ from typing import IO, Protocol, TypeVar
 
 from funade.core import oci, sbom
 from funade.core.ports import Registry
+
+try:  # Python 3.14 has zstd in the standard library; before, its backport
+    from compression import zstd  # type: ignore[import-not-found,unused-ignore]
+except ImportError:
+    from backports import zstd  # type: ignore[no-redef,unused-ignore]
 
 __all__ = ["LocalImages", "SbomError", "catalogue", "catalogue_local"]
 
@@ -220,11 +225,12 @@ def _read_member(tar: tarfile.TarFile, member: tarfile.TarInfo, path: str) -> _F
 
 def _scan_layer(reader: _Readable, digest: str) -> _LayerScan:
     """Walk one layer tar (in the worker thread): whiteouts, replacements and the files catalogers want."""
-    if reader.peek(4)[:4] == _ZSTD_MAGIC:
-        raise SbomError(f"layer {digest} is zstd-compressed, which funade cannot read yet")
+    # tarfile knows zstd only from Python 3.14 on: a zstd layer (OCI ``tar+zstd``) is unpacked here.
+    zstd_layer = reader.peek(4)[:4] == _ZSTD_MAGIC
+    tar_input = zstd.ZstdFile(reader, mode="rb") if zstd_layer else reader
     scan = _LayerScan()
     try:
-        with tarfile.open(fileobj=reader, mode="r|*") as tar:  # type: ignore[call-overload]
+        with tarfile.open(fileobj=tar_input, mode="r|" if zstd_layer else "r|*") as tar:  # type: ignore[call-overload]
             for member in tar:
                 path = sbom.normalize_path(member.name)
                 if not path:
@@ -257,7 +263,7 @@ def _scan_layer(reader: _Readable, digest: str) -> _LayerScan:
                     )
         while reader.read(_CHUNK):  # past the tar's end: a registry client checks the digest at the last byte
             pass
-    except (tarfile.TarError, EOFError, OSError) as exc:
+    except (tarfile.TarError, EOFError, OSError, zstd.ZstdError) as exc:
         raise SbomError(f"cannot read layer {digest}: {exc}") from exc
     return scan
 

@@ -321,6 +321,7 @@ class ImageInfo:
     labels: Mapping[str, str]
     size: int
     created: datetime | None
+    platform: str = "linux/amd64"  # os/architecture[/variant] of the image config
 
 
 @dataclass(frozen=True, slots=True)

@@ -111,9 +111,7 @@ def error_message(body: bytes, fallback: str) -> str:
 
 # --- time ------------------------------------------------------------------------------
 
-_TIME_RE = re.compile(
-    r"^(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(?:\.(\d+))?(Z|[+-]\d\d:?\d\d)?$"
-)
+_TIME_RE = re.compile(r"^(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(?:\.(\d+))?(Z|[+-]\d\d:?\d\d)?$")
 
 
 def parse_time(text: str) -> datetime | None:
@@ -279,9 +277,7 @@ def container_create_body(spec: ContainerSpec) -> dict[str, object]:
 
     network = _user_network(spec.network_mode)
     if network is not None and spec.network_aliases:
-        body["NetworkingConfig"] = {
-            "EndpointsConfig": {network: {"Aliases": list(spec.network_aliases)}}
-        }
+        body["NetworkingConfig"] = {"EndpointsConfig": {network: {"Aliases": list(spec.network_aliases)}}}
     return body
 
 
@@ -385,6 +381,9 @@ def parse_image_info(d: JsonObject) -> ImageInfo:
         labels=get_str_map(config, "Labels"),
         size=get_int(d, "Size"),
         created=parse_time(get_str(d, "Created")),
+        platform="/".join(
+            part for part in (get_str(d, "Os"), get_str(d, "Architecture"), get_str(d, "Variant")) if part
+        ),
     )
 
 

@@ -145,6 +145,7 @@ class _Image:
     size: int = 0
     created: float = DEFAULT_START
     layers: tuple[bytes, ...] = ()
+    platform: str = "linux/amd64"
 
 
 def _diff_id(layer: bytes) -> str:
@@ -164,7 +165,10 @@ def _image_config(image: _Image) -> bytes:
         "ExposedPorts": {port: {} for port in image.exposed_ports},
     }
     rootfs = {"type": "layers", "diff_ids": [_diff_id(layer) for layer in image.layers]}
-    document = {"architecture": "amd64", "os": "linux", "config": config, "rootfs": rootfs}
+    os_name, arch, *variant = image.platform.split("/")
+    document = {"architecture": arch, "os": os_name, "config": config, "rootfs": rootfs}
+    if variant:
+        document["variant"] = variant[0]
     return json.dumps(document, sort_keys=True).encode()
 
 
@@ -422,13 +426,15 @@ class FakeDocker:
         exposed_ports: Sequence[str] = (),
         size: int = 0,
         layers: Sequence[bytes] = (),
+        platform: str = "linux/amd64",
     ) -> str:
         """Make an image present locally under ``ref``; returns its ID.
 
         With ``layers`` (layer tars, plain or gzipped) `export_image` saves them, and the ID
-        is the digest of the image config, as in the Engine.
+        is the digest of the image config, as in the Engine. ``platform`` is ``os/arch[/variant]``.
         """
         image = self._make_image(ref, user, env, entrypoint, cmd, working_dir, labels, exposed_ports, size, digest=None)
+        image.platform = platform
         if layers:
             image.layers = tuple(layers)
             image.id = "sha256:" + hashlib.sha256(_image_config(image)).hexdigest()
@@ -1058,6 +1064,7 @@ class FakeDocker:
             labels=dict(image.labels),
             size=image.size,
             created=_dt(image.created),
+            platform=image.platform,
         )
 
     async def inspect_image(self, ref: str) -> ImageInfo:
