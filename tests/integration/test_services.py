@@ -8,9 +8,11 @@ SIGKILL is back by itself; the loopback port survives a re-apply.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -200,6 +202,52 @@ def _haproxy_pids(funade: Funade) -> list[int]:
             if argv and argv[0].endswith(b"haproxy") and config in argv:
                 found.append(int(entry))
     return found
+
+
+def test_a_loopback_port_taken_meanwhile_leaves_only_its_service_down(funade: Funade, ns: str) -> None:
+    """HAProxy dies, another program binds one Service's port before HAProxy is back: the others are served."""
+    assert funade.apply(ns, service("squatted"), service("spared")).code == 0
+    squatted, spared = local_port(funade, ns, "squatted"), local_port(funade, ns, "spared")
+
+    def answers(port: int) -> bool:  # no pods: HAProxy itself answers 503
+        try:
+            return get(port, timeout=1).status_code == 503
+        except httpx.HTTPError:
+            return False
+
+    funade.wait_until(lambda: answers(squatted) and answers(spared), 30, "both Services served", namespace=ns)
+
+    def squat() -> socket.socket | None:
+        for pid in _haproxy_pids(funade):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        holder = socket.socket()
+        try:
+            holder.bind(("127.0.0.1", squatted))
+        except OSError:  # HAProxy was back first: again
+            holder.close()
+            return None
+        holder.listen()
+        return holder
+
+    holder = wait_until(squat, 30, f"another program holding 127.0.0.1:{squatted}")
+    try:
+        funade.wait_until(lambda: answers(spared), 30, "the other Service served again", namespace=ns)
+
+        def reported() -> Obj | None:
+            port = funade.obj("Service", ns, "squatted")["status"]["localTarget"]["ports"][0]
+            return port if port.get("error") else None
+
+        port = funade.wait_until(reported, 30, "the taken port in the Service's status", namespace=ns)
+        assert port["error"] == f"127.0.0.1:{squatted} is taken by another program"
+        assert "error" not in funade.obj("Service", ns, "spared")["status"]["localTarget"]["ports"][0]
+        assert any(e["reason"] == "PortTaken" and e["name"] == "squatted" for e in funade.events(ns))
+        status = json.loads(funade.cli("status", "-o", "json").stdout)
+        assert f"127.0.0.1:{squatted} ({ns}/squatted:http)" in status["proxy"]["error"], status
+    finally:
+        holder.close()
+    funade.wait_until(lambda: answers(squatted), 30, "the Service served once its port is free", namespace=ns)
+    assert answers(spared)
 
 
 def test_a_taken_node_port_is_refused_and_changes_nothing(funade: Funade, ns: str) -> None:

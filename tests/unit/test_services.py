@@ -179,7 +179,9 @@ class _Controller:
         self.engine.ensure_default_namespace()
         self.proxy = FakeProxy()
         self.pods: list[Obj] = []
-        self.controller = ServiceController(self.store, self.proxy, lambda: self.pods)
+        self.controller = ServiceController(
+            self.store, self.proxy, lambda: self.pods, port_free=lambda port: port not in self.proxy.occupied
+        )
 
 
 def test_controller_starts_haproxy_only_for_services_and_restarts_it_when_killed(tmp_path: Path) -> None:
@@ -196,6 +198,31 @@ def test_controller_starts_haproxy_only_for_services_and_restarts_it_when_killed
     c.proxy.refuse("bad")
     c.engine.apply([service("other")])
     assert asyncio.run(c.controller.reconcile()) is None and "bad" in (c.controller.error or "")
+
+
+def test_a_port_another_program_took_leaves_only_its_listener_out_until_it_is_free(tmp_path: Path) -> None:
+    c = _Controller(tmp_path)
+    c.engine.apply([service("a"), service("b")])
+    ports = {o["metadata"]["name"]: services.local_ports(o)["80/TCP"] for o in c.store.list_objects("Service")}
+    c.proxy.occupied.add(ports["a"])  # e.g. taken while funade was down
+    applied = asyncio.run(c.controller.reconcile())
+    assert applied is not None and applied.action is traffic.Action.START and c.proxy.plane is not None
+    assert {li.port for li in c.proxy.plane.listeners} == {ports["b"]}  # b is served, not held hostage by a
+    assert c.controller.taken == {ports["a"]: "default/a:80"}
+    assert f"127.0.0.1:{ports['a']} (default/a:80)" in (c.controller.error or "")
+    (event,) = [e for e in c.store.events("default", "Service", "a") if e.reason == "PortTaken"]
+    assert event.type == "Warning" and str(ports["a"]) in event.message
+    assert asyncio.run(c.controller.reconcile()) is None  # still taken: no retry of a plane HAProxy would refuse
+    assert len([e for e in c.store.events("default") if e.reason == "PortTaken"]) == 1
+    c.proxy.occupied.clear()
+    applied = asyncio.run(c.controller.reconcile())
+    assert applied is not None and {li.port for li in c.proxy.plane.listeners} == set(ports.values())
+    assert c.controller.taken == {} and c.controller.error is None
+    # Another failure (not a port) is still reported as such, and no listener is left out for it.
+    c.proxy.refuse("bad")
+    c.engine.apply([service("other")])
+    assert asyncio.run(c.controller.reconcile()) is None and "bad" in (c.controller.error or "")
+    assert c.controller.taken == {}
 
 
 def test_drain_waits_for_in_flight_requests_then_returns(tmp_path: Path) -> None:

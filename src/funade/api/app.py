@@ -138,10 +138,13 @@ class Api:
             obj = dict(obj, status={**(obj.get("status") or {}), "localTarget": NOT_RUNNABLE})
         elif obj.get("kind") == "Service":
             local = services.local_ports(obj)
-            ports = [
-                {**p, "localPort": local.get(f"{p['port']}/{p.get('protocol', 'TCP')}")}
-                for p in (obj.get("spec") or {}).get("ports") or []
-            ]
+            taken = self.manager.services.taken
+            ports = []
+            for p in (obj.get("spec") or {}).get("ports") or []:
+                port = {**p, "localPort": local.get(f"{p['port']}/{p.get('protocol', 'TCP')}")}
+                if port["localPort"] in taken:
+                    port["error"] = f"127.0.0.1:{port['localPort']} is taken by another program"
+                ports.append(port)
             status = {"address": "127.0.0.1", "ports": ports}
             if self.manager.services.error:
                 status["error"] = self.manager.services.error

@@ -17,6 +17,7 @@ from typing import Any
 
 from funade.adapters.docker import Docker, DockerError, DockerUnavailable
 from funade.adapters.haproxy import HAProxy
+from funade.adapters.local import ports
 from funade.adapters.local.runtime import LocalRuntime
 from funade.adapters.local.serviceproxy import ServiceProxies
 from funade.adapters.metrics import LocalMetrics
@@ -71,6 +72,7 @@ class Manager:
             lambda: self.pod_views(None),
             scrape=_scrape_into(home),
             cluster=ServiceProxies(docker, home, self.runtime.network),
+            port_free=ports.loopback_port_free,
         )
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None

@@ -7,6 +7,13 @@ A pod that terminates is drained before its containers get SIGTERM: the kubelet 
 :meth:`ServiceController.drain`, which applies the plane with the pod draining and waits
 until HAProxy holds no request on it (or the grace period runs out).
 
+A loopback port another program has taken (a Service keeps its port across restarts, and
+something else may have bound it meanwhile) would stop HAProxy from starting at all: when
+HAProxy refuses a plane, the ports it does not hold yet are probed, the listeners on taken
+ones are left out, and the rest is served. Each pass probes the taken ports again and
+brings their listeners back once they are free; the Service's status and a Warning event
+say which port is taken.
+
 Pods inside reach the same Services by name through their in-cluster proxies (one per
 Service, :class:`services.ClusterProxies`), which each pass brings to the same endpoints
 and routing; a draining pod also waits for the HTTP requests those proxies hold on it.
@@ -15,13 +22,14 @@ and routing; a draining pod also waits for the HTTP requests those proxies hold 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
 from typing import Any
 
 from funade.core import istio, services, traffic
-from funade.core.ports import Store
+from funade.core.ports import Event, ObjectKey, Store
 
 __all__ = ["ServiceController"]
 
@@ -41,7 +49,9 @@ class ServiceController:
         pods: Callable[[], list[Obj]],
         scrape: Callable[[list[services.ScrapeTarget]], object] | None = None,
         cluster: services.ClusterProxies | None = None,
+        port_free: Callable[[int], bool] = lambda port: True,
     ) -> None:
+        """``port_free(port)``: whether 127.0.0.1:PORT can be bound now (probed only after HAProxy refused a plane)."""
         self.store = store
         self.proxy = proxy
         self.pods = pods
@@ -53,6 +63,9 @@ class ServiceController:
         self.scrape = scrape
         self.applied: traffic.DataPlane | None = None
         self.error: str | None = None
+        self.port_free = port_free
+        # Loopback ports another program holds: port -> the listener left out ("ns/name:port").
+        self.taken: dict[int, str] = {}
         self._lock = asyncio.Lock()
 
     def specs(self) -> list[tuple[services.ServiceSpec, dict[str, int]]]:
@@ -106,20 +119,53 @@ class ServiceController:
     async def _apply(self, desired: traffic.DataPlane) -> traffic.Applied | None:
         if self.applied is None and not desired.listeners:
             return None  # no Service yet: no HAProxy either
-        if desired == self.applied and await self.proxy.alive():
-            await self._cap_ejections(desired)
+        self.taken = {port: name for port, name in self.taken.items() if not self.port_free(port)}
+        plane = _without(desired, self.taken)
+        if plane == self.applied and await self.proxy.alive():
+            await self._cap_ejections(plane)
             return None
+        applied: traffic.Applied | None
         try:
-            applied = await self.proxy.ensure(desired)
+            applied = await self.proxy.ensure(plane)
         except Exception as exc:  # TrafficError, HAProxyError: keep serving the last good plane
+            applied = await self._without_taken_ports(desired, plane, exc)
+            if applied is None:
+                return None
+            plane = _without(desired, self.taken)
+        self.applied = plane
+        self.error = _taken_message(self.taken)
+        if applied.action is not traffic.Action.UNCHANGED:
+            log.info("data plane: %s (%d listeners)", applied.action.value, len(plane.listeners))
+        return applied
+
+    async def _without_taken_ports(
+        self, desired: traffic.DataPlane, refused: traffic.DataPlane, error: Exception
+    ) -> traffic.Applied | None:
+        """After HAProxy refused ``refused``: serve it without the listeners whose port another program holds."""
+        held = {li.port for li in self.applied.listeners} if self.applied and await self.proxy.alive() else set()
+        newly = {li.port: li.name for li in refused.listeners if li.port not in held and not self.port_free(li.port)}
+        if not newly:
+            self.error = str(error)
+            log.error("cannot apply the data plane: %s", error)
+            return None
+        self.taken.update(newly)
+        for port, name in newly.items():
+            log.error("127.0.0.1:%d (%s) is taken by another program: serving the other Services", port, name)
+            self._warn_taken(port, name)
+        try:
+            return await self.proxy.ensure(_without(desired, self.taken))
+        except Exception as exc:
             self.error = str(exc)
             log.error("cannot apply the data plane: %s", exc)
             return None
-        self.applied = desired
-        self.error = None
-        if applied.action is not traffic.Action.UNCHANGED:
-            log.info("data plane: %s (%d listeners)", applied.action.value, len(desired.listeners))
-        return applied
+
+    def _warn_taken(self, port: int, listener: str) -> None:
+        namespace, _, rest = listener.partition("/")
+        name = rest.partition(":")[0]
+        if self.store.get(ObjectKey("Service", namespace, name)) is None:
+            return
+        message = f"127.0.0.1:{port} is taken by another program: this port is not served until it is free"
+        self.store.add_event(Event(time.time(), namespace, "Service", name, "Warning", "PortTaken", message))
 
     async def _ensure_cluster(
         self, specs: list[services.ServiceSpec], pods: list[Obj], routing: dict[str, services.Routing]
@@ -193,6 +239,20 @@ class ServiceController:
             if spec.namespace == namespace and spec.name == name:
                 return services.endpoints(spec, self.pods())
         return None
+
+
+def _without(plane: traffic.DataPlane, taken: dict[int, str]) -> traffic.DataPlane:
+    """The plane without the listeners on taken ports."""
+    if not taken:
+        return plane
+    return dataclasses.replace(plane, listeners=tuple(li for li in plane.listeners if li.port not in taken))
+
+
+def _taken_message(taken: dict[int, str]) -> str | None:
+    if not taken:
+        return None
+    ports = ", ".join(f"127.0.0.1:{port} ({name})" for port, name in sorted(taken.items()))
+    return f"taken by another program, not served until free: {ports}"
 
 
 def _servers_of(

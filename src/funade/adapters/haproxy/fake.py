@@ -3,7 +3,8 @@
 It takes the same decisions as `HAProxy` (runtime commands when `traffic.runtime_commands`
 finds them, a reload otherwise, a restart after `kill`) without any process, and reports
 servers the way ``show stat`` does. Hooks make the rest happen on cue: a crash, an
-ejected server, in-flight sessions, a configuration HAProxy refuses.
+ejected server, in-flight sessions, a configuration HAProxy refuses, a port another
+program holds (``occupied``: a start or reload that needs it fails as HAProxy's bind does).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class FakeProxy:
         self._refusal: str | None = None
         self._ejected: set[tuple[str, str]] = set()
         self._sessions: dict[tuple[str, str], int] = {}
+        self.occupied: set[int] = set()
 
     # -- traffic.Proxy --------------------------------------------------------------------------
 
@@ -39,6 +41,13 @@ class FakeProxy:
         if desired is None:
             raise HAProxyError("no data plane has been applied yet")
         traffic.check(desired)
+        bound = {li.port for li in self.plane.listeners} if self.running and self.plane else set()
+        for listener in desired.listeners:
+            if listener.port in self.occupied and listener.port not in bound:
+                raise HAProxyError(
+                    f"Starting frontend {traffic.frontend_name(listener)}: cannot bind socket "
+                    f"(Address already in use) [127.0.0.1:{listener.port}]"
+                )
         if not self.running:
             self._validate()
             action = traffic.Action.RESTART if self.master_pid else traffic.Action.START
