@@ -27,6 +27,8 @@ import httpx
 import pytest
 import yaml
 
+from funade.adapters.local.serviceproxy import files_of
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEST_IMAGES = ("funade-testapp:1.0.0", "funade-testapp:2.0.0", "funade-testapp:3.0.0", "funade-testapp:root")
 APP_PORT = 8080
@@ -337,6 +339,8 @@ def running_server(tmp: Path) -> Iterator[Funade]:
         if (home / "instance-id").exists():
             left = docker_containers(funade.instance)
             assert not left, f"funade down --delete-workloads left containers: {left}"
+        proxy_files = files_of(home)
+        assert not proxy_files.exists(), f"funade down --delete-workloads left {proxy_files}"
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ import asyncio
 import ipaddress
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -238,6 +239,7 @@ def down(
 def _remove_workloads() -> int:
     from funade.adapters.docker import DockerClient, DockerUnavailable
     from funade.adapters.local.runtime import MANAGED, instance_id
+    from funade.adapters.local.serviceproxy import files_of
 
     instance = instance_id(funade_home())
 
@@ -249,10 +251,12 @@ def _remove_workloads() -> int:
             return len(found)
 
     try:
-        return asyncio.run(run())
+        removed = asyncio.run(run())
     except DockerUnavailable as exc:
         err.print(f"[yellow]{exc}[/yellow]")
         return 0
+    shutil.rmtree(files_of(funade_home()), ignore_errors=True)  # the Service proxies' sockets and configs
+    return removed
 
 
 def status(output: str = typer.Option("text", "-o", "--output")) -> None:

@@ -47,7 +47,7 @@ from funade.core import services, traffic
 
 from .runtime import MANAGED, NETWORK, ROLE, instance_id
 
-__all__ = ["PROXY_REPO", "ServiceProxies", "ServiceProxyError", "image_files"]
+__all__ = ["PROXY_REPO", "ServiceProxies", "ServiceProxyError", "files_of", "image_files"]
 
 PROXY_REPO = "funade/service-proxy"
 PROXY_ROLE = "service-proxy"
@@ -132,6 +132,15 @@ def _digest(*parts: object) -> str:
     return hashlib.sha256("\0".join(str(p) for p in parts).encode()).hexdigest()
 
 
+def files_of(home: Path) -> Path:
+    """Where the proxies of ``home`` keep their files: in the home, or under the temp directory when the
+    home's path is too long for their unix sockets (``funade down --delete-workloads`` removes it)."""
+    base = home / "service-proxies"
+    if len(str(base / ("0" * 16) / "master.sock")) > _MAX_SOCKET_PATH:
+        base = Path(tempfile.gettempdir()) / f"funade-svc-{_digest(home.resolve())[:12]}"
+    return base
+
+
 class ServiceProxies:
     """Runs the in-cluster proxies of one funade home (`services.ClusterProxies`).
 
@@ -152,10 +161,7 @@ class ServiceProxies:
         self._image: str | None = None
         # What each running proxy carries, when known (set by funade since it started).
         self._applied: dict[str, traffic.DataPlane] = {}
-        base = home / "service-proxies"
-        if len(str(base / ("0" * 16) / "master.sock")) > _MAX_SOCKET_PATH:
-            base = Path(tempfile.gettempdir()) / f"funade-svc-{_digest(home.resolve())[:12]}"
-        self.base = base
+        self.base = files_of(home)
 
     @property
     def binary(self) -> str:
