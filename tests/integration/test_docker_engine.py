@@ -25,6 +25,7 @@ import pytest
 from funade.adapters.docker import (
     LOOPBACK,
     ContainerSpec,
+    ContainerStats,
     DockerClient,
     DockerEvent,
     ImagePullError,
@@ -355,5 +356,29 @@ def test_volumes_are_created_listed_and_removed() -> None:
             with pytest.raises(NotFound):
                 await engine.remove_volume(name)
             await engine.remove_volume(name, missing_ok=True)
+
+    run(scenario())
+
+
+def test_stats_count_cpu_time_and_memory_of_a_busy_container(image: str) -> None:
+    async def scenario() -> None:
+        async with DockerClient() as engine:
+            busy = spec(image, "busy", cmd=["sh", "-c", "while :; do :; done"])
+            container_id = await started(engine, busy)
+            try:
+                first = await engine.stats(container_id)
+                deadline = time.monotonic() + 30
+                while (second := await engine.stats(container_id)).cpu_total_ns - first.cpu_total_ns < 200_000_000:
+                    assert time.monotonic() < deadline, "the busy loop used under 0.2 s of CPU in 30 s"
+                    await asyncio.sleep(0.1)
+                assert first.read_at is not None and second.read_at is not None and second.read_at > first.read_at
+                assert 0 < second.memory_working_set < 64 << 20  # a shell loop: some KiB, not the page cache
+            finally:
+                await engine.remove(container_id, force=True)
+            stopped = await engine.create_container(spec(image, "idle"))
+            try:
+                assert await engine.stats(stopped) == ContainerStats(None, 0, 0)  # never started: zeros
+            finally:
+                await engine.remove(stopped, force=True)
 
     run(scenario())

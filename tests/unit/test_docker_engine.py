@@ -22,9 +22,11 @@ import pytest
 from funade.adapters.docker import (
     Conflict,
     ContainerSpec,
+    ContainerStats,
     DockerClient,
     DockerError,
     DockerUnavailable,
+    FakeDocker,
     ImagePullError,
     ImagePushError,
     LogLine,
@@ -824,3 +826,37 @@ def test_events_are_parsed_from_the_json_stream() -> None:
     params = fake.requests[-1].url.params
     assert params["since"] == "5.250000000"
     assert json.loads(params["filters"]) == {"event": ["die", "oom"], "type": ["container"]}
+
+
+def test_stats_take_one_sample_and_count_the_working_set_on_cgroup_v1_and_v2() -> None:
+    fake = FakeEngine()
+    v1 = {"usage": 50 << 20, "stats": {"total_inactive_file": 20 << 20, "inactive_file": 1}}
+    v2 = {"usage": 50 << 20, "stats": {"inactive_file": 30 << 20}}
+    body = {"read": "2026-11-29T04:00:00.5Z", "cpu_stats": {"cpu_usage": {"total_usage": 1_500_000_000}}}
+    fake.reply("GET", "/containers/v1/stats", 200, {**body, "memory_stats": v1})
+    fake.reply("GET", "/containers/v2/stats", 200, {**body, "memory_stats": v2})
+
+    async def scenario() -> list[ContainerStats]:
+        async with fake.engine() as engine:
+            return [await engine.stats("v1"), await engine.stats("v2")]
+
+    first, second = run(scenario())
+    assert (first.cpu_total_ns, first.memory_working_set) == (1_500_000_000, 30 << 20)
+    assert second.memory_working_set == 20 << 20 and second.read_at == datetime(2026, 11, 29, 4, 0, 0, 500000, UTC)
+    assert next(dict(r.url.params) for r in fake.requests if "stats" in r.url.path) == {"stream": "0", "one-shot": "1"}
+
+
+def test_the_fake_engine_counts_what_its_containers_use() -> None:
+    docker = FakeDocker()
+    docker.add_image("app:1")
+
+    async def scenario() -> tuple[ContainerStats, ContainerStats]:
+        container = await docker.create_container(ContainerSpec(name="web", image="app:1"))
+        created = await docker.stats(container)
+        await docker.start(container)
+        docker.use(container, cpu_seconds=0.25, memory=10 << 20)
+        return created, await docker.stats(container)
+
+    created, busy = run(scenario())
+    assert created == ContainerStats(None, 0, 0)
+    assert (busy.cpu_total_ns, busy.memory_working_set) == (250_000_000, 10 << 20) and busy.read_at is not None

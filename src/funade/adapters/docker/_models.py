@@ -20,6 +20,7 @@ __all__ = [
     "ContainerInfo",
     "ContainerSpec",
     "ContainerState",
+    "ContainerStats",
     "ContainerSummary",
     "DockerEvent",
     "ExecResult",
@@ -205,9 +206,7 @@ class ContainerSpec:
         mode = self.network_mode or "default"
         shares_namespace = mode.startswith("container:")
         if self.network_aliases and (shares_namespace or mode in _BUILTIN_NETWORK_MODES):
-            raise ValueError(
-                f"network aliases need a user-defined network, not network mode {mode!r}"
-            )
+            raise ValueError(f"network aliases need a user-defined network, not network mode {mode!r}")
         if shares_namespace:
             clashes = [
                 what
@@ -303,6 +302,23 @@ class ContainerSummary:
     state: str
     status: str
     created: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerStats:
+    """One resource sample of a container (``GET /containers/{id}/stats?stream=false&one-shot=true``).
+
+    Attributes:
+        read_at: When the Engine took the sample.
+        cpu_total_ns: CPU time the container used since it started (a counter: rates come
+            from two samples).
+        memory_working_set: Memory in use minus the inactive file cache, the figure the
+            kubelet reports to metrics-server (cgroup v1 ``total_inactive_file``, v2 ``inactive_file``).
+    """
+
+    read_at: datetime | None
+    cpu_total_ns: int
+    memory_working_set: int
 
 
 @dataclass(frozen=True, slots=True)

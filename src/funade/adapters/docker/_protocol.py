@@ -12,6 +12,7 @@ from typing import Protocol
 from funade.adapters.docker._models import (
     ContainerInfo,
     ContainerSpec,
+    ContainerStats,
     ContainerSummary,
     DockerEvent,
     ExecResult,
@@ -42,6 +43,8 @@ class Docker(Protocol):
     ) -> None: ...
 
     async def inspect_container(self, container_id: str) -> ContainerInfo: ...
+
+    async def stats(self, container_id: str) -> ContainerStats: ...
 
     async def list_containers(
         self, *, all: bool = True, labels: Mapping[str, str | None] | None = None

@@ -18,6 +18,7 @@ from ._models import (
     ContainerInfo,
     ContainerSpec,
     ContainerState,
+    ContainerStats,
     ContainerSummary,
     DockerEvent,
     ImageInfo,
@@ -318,6 +319,22 @@ def _parse_ports(d: JsonObject) -> tuple[PublishedPort, ...]:
                     )
                 )
     return tuple(published)
+
+
+def parse_container_stats(d: JsonObject) -> ContainerStats:
+    """Parse a one-shot ``GET /containers/{id}/stats``."""
+    cpu = get_obj(get_obj(d, "cpu_stats"), "cpu_usage")
+    memory = get_obj(d, "memory_stats")
+    stats = get_obj(memory, "stats")
+    inactive = (
+        get_int(stats, "total_inactive_file") if "total_inactive_file" in stats else get_int(stats, "inactive_file")
+    )
+    usage = get_int(memory, "usage")
+    return ContainerStats(
+        read_at=parse_time(get_str(d, "read")),
+        cpu_total_ns=get_int(cpu, "total_usage"),
+        memory_working_set=max(0, usage - inactive),
+    )
 
 
 def parse_container_info(d: JsonObject) -> ContainerInfo:

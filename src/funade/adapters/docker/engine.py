@@ -32,6 +32,7 @@ from ._errors import Conflict, DockerError, DockerUnavailable, ImagePullError, I
 from ._models import (
     ContainerInfo,
     ContainerSpec,
+    ContainerStats,
     ContainerSummary,
     DockerEvent,
     ExecResult,
@@ -53,6 +54,7 @@ from ._wire import (
     get_str,
     label_filters,
     parse_container_info,
+    parse_container_stats,
     parse_container_summary,
     parse_event,
     parse_image_info,
@@ -401,6 +403,11 @@ class DockerClient:
     async def inspect_container(self, container_id: str) -> ContainerInfo:
         """Full state of one container (by ID or name)."""
         return parse_container_info(await self._json("GET", f"/containers/{_segment(container_id)}/json"))
+
+    async def stats(self, container_id: str) -> ContainerStats:
+        """One resource sample of a running container (CPU time so far, memory working set), at once."""
+        path = f"/containers/{_segment(container_id)}/stats"
+        return parse_container_stats(await self._json("GET", path, params=[("stream", "0"), ("one-shot", "1")]))
 
     async def list_containers(
         self, *, all: bool = True, labels: Mapping[str, str | None] | None = None

@@ -40,6 +40,7 @@ from ._models import (
     ContainerInfo,
     ContainerSpec,
     ContainerState,
+    ContainerStats,
     ContainerSummary,
     DockerEvent,
     ExecResult,
@@ -243,6 +244,8 @@ class _Container:
     logs: list[tuple[float, StreamName, str]] = field(default_factory=list)
     volumes: list[str] = field(default_factory=list)
     anonymous_volumes: list[str] = field(default_factory=list)
+    cpu_total_ns: int = 0
+    memory_working_set: int = 0
 
     @property
     def running(self) -> bool:
@@ -394,6 +397,13 @@ class FakeDocker:
         exit code 128, as the Engine does.
         """
         self._start_failures.append(_StartFailure(message, times, name_contains))
+
+    def use(self, container_id: str, *, cpu_seconds: float = 0.0, memory: int | None = None) -> None:
+        """Let a running container use ``cpu_seconds`` more CPU time and set its memory working set (bytes)."""
+        container = self._container(container_id)
+        container.cpu_total_ns += int(cpu_seconds * 1e9)
+        if memory is not None:
+            container.memory_working_set = memory
 
     def add_log(self, container_id: str, text: str, stream: StreamName = "stdout") -> None:
         """Append lines (split on newlines) to a container's log, stamped with `now`."""
@@ -931,6 +941,15 @@ class FakeDocker:
         """Full state of one container (by ID, name or unique ID prefix)."""
         self._check()
         return self._info(self._container(container_id))
+
+    async def stats(self, container_id: str) -> ContainerStats:
+        """The container's CPU time and memory so far (see :meth:`use`), sampled now; zeros when it is not
+        running, as the Engine answers."""
+        self._check()
+        container = self._container(container_id)
+        if not container.running:
+            return ContainerStats(None, 0, 0)
+        return ContainerStats(_dt(self.now), container.cpu_total_ns, container.memory_working_set)
 
     async def list_containers(
         self, *, all: bool = True, labels: Mapping[str, str | None] | None = None
