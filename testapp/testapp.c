@@ -31,6 +31,7 @@
  *   /env?name=X          value of env var X (404 if unset)
  *   /file?path=P         content of file P (404 if missing)
  *   /sleep?ms=N          answers after N milliseconds
+ *   /burn?ms=N           answers after using N milliseconds of CPU (an autoscaler's load)
  *   anything else        404
  *
  * Writes no files, needs no /etc/passwd, runs as any uid.
@@ -622,6 +623,32 @@ static void handle_sleep(response_t *r, const char *query) {
     resp_text(r, 200, "slept %ld ms\n", ms);
 }
 
+static double thread_cpu_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+static void handle_burn(response_t *r, const char *query) {
+    char v[64];
+    if (!query_param(query, "ms", v, sizeof v) || !v[0]) {
+        resp_text(r, 400, "missing ?ms=\n");
+        return;
+    }
+    char *end = NULL;
+    errno = 0;
+    long ms = strtol(v, &end, 10);
+    if (errno || *end || ms < 0 || ms > MAX_SLEEP_MS) {
+        resp_text(r, 400, "bad ms=%s (0..%ld)\n", v, MAX_SLEEP_MS);
+        return;
+    }
+    double until = thread_cpu_ms() + (double)ms;
+    volatile unsigned long spins = 0;
+    while (thread_cpu_ms() < until)
+        spins++;
+    resp_text(r, 200, "burned %ld ms of CPU\n", ms);
+}
+
 static void handle_root(response_t *r) {
     unsigned long n = atomic_fetch_add(&root_requests, 1);
     double rate = cfg_error_rate;
@@ -655,6 +682,8 @@ static void route(response_t *r, const char *path, const char *query) {
         handle_file(r, query);
     } else if (!strcmp(path, "/sleep")) {
         handle_sleep(r, query);
+    } else if (!strcmp(path, "/burn")) {
+        handle_burn(r, query);
     } else {
         resp_text(r, 404, "not found: %s\n", path);
     }

@@ -375,6 +375,20 @@ def test_env_file_and_sleep(start_app: AppFactory, tmp_path: Path) -> None:
         assert r.status_code == 200
         assert time.monotonic() - t0 >= 0.3
 
+        # /burn uses CPU time, not wall time: the container's CPU counter grows by about that much.
+        def cpu_ns() -> int:
+            engine = httpx.Client(transport=httpx.HTTPTransport(uds="/var/run/docker.sock"), timeout=30)
+            with engine:
+                path = f"http://docker/v1.41/containers/{app.cid}/stats?stream=0&one-shot=1"
+                stats = engine.get(path).json()
+            return int(stats["cpu_stats"]["cpu_usage"]["total_usage"])
+
+        before = cpu_ns()
+        r = c.get("/burn", params={"ms": "400"})
+        assert (r.status_code, r.text) == (200, "burned 400 ms of CPU\n")
+        assert cpu_ns() - before >= 400_000_000
+        assert c.get("/burn").status_code == 400
+
 
 def test_startup_delay(start_app: AppFactory) -> None:
     app = start_app(env={"STARTUP_DELAY": "1"}, wait_ready=False)
