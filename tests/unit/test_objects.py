@@ -932,6 +932,7 @@ def test_runnable_kinds() -> None:
         "ConfigMap",
         "Deployment",
         "DestinationRule",
+        "HorizontalPodAutoscaler",
         "Namespace",
         "Pod",
         "ReplicaSet",

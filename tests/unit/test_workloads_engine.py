@@ -103,16 +103,43 @@ def test_dry_run_changes_nothing(engine: workloads.Workloads) -> None:
     assert engine.store.get(ObjectKey("Deployment", "default", "web")) is None
 
 
+def hpa(target: str = "web", **spec: Any) -> Obj:
+    body = {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": target}, "maxReplicas": 5}
+    return {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler", "metadata": {"name": "web"},
+            "spec": {**body, **spec}}  # fmt: skip
+
+
 def test_non_runnable_kinds_are_stored(engine: workloads.Workloads) -> None:
-    hpa = {
-        "apiVersion": "autoscaling/v2",
-        "kind": "HorizontalPodAutoscaler",
-        "metadata": {"name": "web"},
-        "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "web"}, "maxReplicas": 3},
-    }
-    (result,) = engine.apply([hpa])
+    pdb = {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "web"}, "spec": {}}
+    (result,) = engine.apply([pdb])
     assert (result.action, result.runnable) == ("created", False)
-    assert [o["metadata"]["name"] for o in engine.select("HorizontalPodAutoscaler", "default", None)] == ["web"]
+    assert [o["metadata"]["name"] for o in engine.select("PodDisruptionBudget", "default", None)] == ["web"]
+
+
+def test_an_autoscaler_is_validated_and_runs(engine: workloads.Workloads) -> None:
+    (result,) = engine.apply([hpa()])
+    assert (result.action, result.runnable) == ("created", True)
+    with pytest.raises(workloads.WorkloadError, match=r"minReplicas"):
+        engine.apply([hpa(minReplicas=9)])  # above maxReplicas
+    with pytest.raises(workloads.WorkloadError, match=r"spec.metrics\[0\]"):
+        engine.apply([hpa(metrics=[{"type": "Resource", "resource": {"name": "gpu"}}])])
+
+
+def test_a_re_apply_keeps_the_replicas_an_autoscaler_set_and_says_so(engine: workloads.Workloads) -> None:
+    engine.apply([deployment(replicas=2), hpa()])
+    engine.scale(ObjectKey("Deployment", "default", "web"), 4)  # what the autoscaler does
+    (result,) = engine.apply([deployment(image="app:2", replicas=2)])
+    stored = engine.store.get(ObjectKey("Deployment", "default", "web"))
+    assert stored is not None and stored["spec"]["replicas"] == 4
+    assert stored["spec"]["template"]["spec"]["containers"][0]["image"] == "app:2"
+    assert any("left to HorizontalPodAutoscaler web, which runs 4" in w for w in result.warnings), result.warnings
+    # In the same apply as its autoscaler, too; and without an autoscaler the manifest wins again.
+    deploy, _ = engine.apply([deployment(replicas=3), hpa()])
+    assert any("HorizontalPodAutoscaler web" in w for w in deploy.warnings)
+    assert engine.store.get(ObjectKey("Deployment", "default", "web"))["spec"]["replicas"] == 4  # type: ignore[index]
+    engine.delete(ObjectKey("HorizontalPodAutoscaler", "default", "web"))
+    engine.apply([deployment(replicas=3)])
+    assert engine.store.get(ObjectKey("Deployment", "default", "web"))["spec"]["replicas"] == 3  # type: ignore[index]
 
 
 def test_deleting_a_namespace_deletes_what_is_in_it(engine: workloads.Workloads) -> None:

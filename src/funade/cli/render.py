@@ -132,6 +132,44 @@ def _service_row(obj: Obj, wide: bool) -> list[str]:
     return row
 
 
+def _metric_source(metric: Obj) -> Obj:
+    """The ``resource`` / ``containerResource`` part of an HPA metric (spec or status)."""
+    return dict(metric.get("resource") or metric.get("containerResource") or {})
+
+
+def _hpa_row(obj: Obj) -> list[str]:
+    """kubectl's columns: REFERENCE, TARGETS as ``cpu: 35%/70%`` (``<unknown>`` before a measurement)."""
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    ref = spec.get("scaleTargetRef") or {}
+    current = {
+        _metric_source(m).get("name"): _metric_source(m).get("current") or {}
+        for m in status.get("currentMetrics") or []
+    }
+    metrics = spec.get("metrics") or []
+    if "targetCPUUtilizationPercentage" in spec:  # autoscaling/v1
+        target = {"averageUtilization": spec["targetCPUUtilizationPercentage"]}
+        metrics = [{"type": "Resource", "resource": {"name": "cpu", "target": target}}]
+    targets = []
+    for metric in metrics:
+        name = _metric_source(metric).get("name") or metric.get("type", "?")
+        target, value = _metric_source(metric).get("target") or {}, current.get(name) or {}
+        if "averageUtilization" in target:
+            shown = f"{value['averageUtilization']}%" if "averageUtilization" in value else "<unknown>"
+            targets.append(f"{name}: {shown}/{target['averageUtilization']}%")
+        else:
+            wanted = target.get("averageValue", target.get("value", "?"))
+            targets.append(f"{name}: {value.get('averageValue', '<unknown>')}/{wanted}")
+    return [
+        obj["metadata"]["name"],
+        f"{ref.get('kind', '?')}/{ref.get('name', '?')}",
+        ", ".join(targets) or "<none>",
+        str(spec.get("minReplicas", 1)),
+        str(spec.get("maxReplicas", "?")),
+        str(status.get("currentReplicas", 0)),
+        age(obj["metadata"].get("creationTimestamp")),
+    ]
+
+
 def endpoints_text(obj: Obj) -> str:
     """``IP:PORT (state)`` for each endpoint, as `funade get endpoints` shows them."""
     items = ((obj.get("status") or {}).get("localTarget") or {}).get("endpoints") or []
@@ -161,6 +199,8 @@ def object_table(kind: str, items: list[Obj], wide: bool = False, all_namespaces
         columns = ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"] + (["SELECTOR"] if wide else [])
     elif kind == "Endpoints":
         columns = ["NAME", "ENDPOINTS", "AGE"]
+    elif kind == "HorizontalPodAutoscaler":
+        columns = ["NAME", "REFERENCE", "TARGETS", "MINPODS", "MAXPODS", "REPLICAS", "AGE"]
     else:
         columns = ["NAME", "STATUS", "AGE"]
     for column in ns_col + columns:
@@ -199,6 +239,8 @@ def object_table(kind: str, items: list[Obj], wide: bool = False, all_namespaces
             row = _service_row(obj, wide)
         elif kind == "Endpoints":
             row = [meta["name"], endpoints_text(obj), age(created)]
+        elif kind == "HorizontalPodAutoscaler":
+            row = _hpa_row(obj)
         else:
             row = [meta["name"], (obj.get("status") or {}).get("localTarget", ""), age(created)]
         table.add_row(*(prefix + row))

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from funade.adapters.docker import Docker, DockerError, DockerUnavailable
+from funade.adapters.docker import Docker, DockerError, DockerUnavailable, NotFound
 from funade.adapters.haproxy import HAProxy
 from funade.adapters.local import ports
 from funade.adapters.local.runtime import LocalRuntime
@@ -23,6 +23,7 @@ from funade.adapters.local.serviceproxy import ServiceProxies
 from funade.adapters.metrics import LocalMetrics
 from funade.adapters.prometheus.server import PrometheusServer, Target
 from funade.controller.analysisruns import AnalysisRunController
+from funade.controller.autoscalers import AutoscalerController, Sample
 from funade.controller.kubelet import Kubelet, PodWorker
 from funade.controller.rollouts import RolloutController
 from funade.controller.services import ServiceController
@@ -66,6 +67,7 @@ class Manager:
         self.workloads = WorkloadController(store, self.kubelet)
         self.rollouts = RolloutController(store, self.workloads.view, self.poke)
         self.analysis_runs = AnalysisRunController(store, lambda: _metrics(home), self.poke, self._pod_phase)
+        self.autoscalers = AutoscalerController(store, self.pod_views, self._container_sample, self.poke)
         self.services = ServiceController(
             store,
             proxy or HAProxy(home),
@@ -124,6 +126,7 @@ class Manager:
                     continue
             try:
                 await self.docker.ping()  # so `funade status` tells when the Engine goes away
+                await self.autoscalers.reconcile()
                 await self.rollouts.reconcile()
                 await self.workloads.reconcile()
                 await self.analysis_runs.reconcile()
@@ -142,6 +145,16 @@ class Manager:
 
     async def _drain(self, worker: PodWorker, deadline: float) -> None:
         await self.services.drain(worker.namespace, worker.name, deadline)
+
+    async def _container_sample(self, container_id: str) -> Sample | None:
+        """One stats sample of a container for the autoscalers (None when it is gone or not running)."""
+        try:
+            stats = await self.docker.stats(container_id)
+        except NotFound:
+            return None
+        if stats.read_at is None:
+            return None
+        return Sample(stats.read_at.timestamp(), stats.cpu_total_ns, stats.memory_working_set)
 
     def _pod_phase(self, namespace: str, name: str) -> str | None:
         worker = self.find_pod(namespace, name)

@@ -8,10 +8,10 @@ pause|restart` or a Rollout's Service pin set, and a diff never reports it.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["MANAGED_BY_ANNOTATION", "POD_HASH_LABEL", "RESTARTED_AT", "keep_live_fields"]
+__all__ = ["MANAGED_BY_ANNOTATION", "POD_HASH_LABEL", "RESTARTED_AT", "autoscaled", "keep_live_fields"]
 
 Obj = dict[str, Any]
 POD_HASH_LABEL = "rollouts-pod-template-hash"
@@ -38,7 +38,28 @@ def _keep_rollout_pin(result: Obj, live: Mapping[str, Any]) -> Obj:
     return result
 
 
-def keep_live_fields(desired: Mapping[str, Any], live: Mapping[str, Any] | None) -> Obj:
+#: Kinds a HorizontalPodAutoscaler can scale on the local target.
+AUTOSCALABLE = frozenset({"Deployment", "ReplicaSet", "Rollout"})
+
+
+def autoscaled(objects: Iterable[Mapping[str, Any]], namespace: str = "default") -> dict[tuple[str, str, str], str]:
+    """``(kind, namespace, name)`` of each object a HorizontalPodAutoscaler among ``objects`` scales → that HPA's name.
+
+    ``namespace`` is the one an HPA without its own is applied to.
+    """
+    found: dict[tuple[str, str, str], str] = {}
+    for obj in objects:
+        if obj.get("kind") != "HorizontalPodAutoscaler":
+            continue
+        meta = obj.get("metadata") or {}
+        ref = (obj.get("spec") or {}).get("scaleTargetRef") or {}
+        if isinstance(ref, Mapping) and ref.get("kind") in AUTOSCALABLE and ref.get("name"):
+            where = str(meta.get("namespace") or namespace)
+            found[(str(ref["kind"]), where, str(ref["name"]))] = str(meta.get("name"))
+    return found
+
+
+def keep_live_fields(desired: Mapping[str, Any], live: Mapping[str, Any] | None, *, scaled_by: str = "") -> Obj:
     """The desired object as the target stores it over ``live``, before defaults.
 
     ``kubectl apply`` (and the local target's apply) keep a field the manifest never
@@ -47,10 +68,20 @@ def keep_live_fields(desired: Mapping[str, Any], live: Mapping[str, Any] | None)
     and the revision a Rollout pinned in a Service's selector. Argo CD's three-way diff
     ignores such fields for the same reason; the GitOps diff predicts with this too, so
     they compare equal.
+
+    ``scaled_by`` names the HorizontalPodAutoscaler that scales this object: then the live
+    ``spec.replicas`` is kept even when the manifest sets one. (kubectl would reset it, and
+    the autoscaler would scale back a moment later; Kubernetes' documentation asks to drop
+    ``replicas`` from such manifests. The seed's Deployment keeps it, so funade keeps the
+    autoscaler's count, and the apply says so.)
     """
     result: Obj = copy.deepcopy(dict(desired))
     if live is None:
         return result
+    if scaled_by and result.get("kind") in AUTOSCALABLE and result.get("kind") == live.get("kind"):
+        live_replicas = (live.get("spec") or {}).get("replicas")
+        if isinstance(result.get("spec"), dict) and isinstance(live_replicas, int):
+            result["spec"]["replicas"] = live_replicas
     if result.get("kind") == "Service" and live.get("kind") == "Service":
         return _keep_rollout_pin(result, live)
     if _group(result.get("apiVersion")) != "apps":

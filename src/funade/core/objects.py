@@ -1490,6 +1490,7 @@ TYPED_KINDS: Mapping[str, str] = {kind: version for kind, (version, _) in _TYPED
 
 RUNNABLE_KINDS: frozenset[str] = frozenset(_TYPED) | {
     "Service",
+    "HorizontalPodAutoscaler",
     "TrafficSplit",
     "VirtualService",
     "DestinationRule",
@@ -1500,9 +1501,9 @@ RUNNABLE_KINDS: frozenset[str] = frozenset(_TYPED) | {
     "Application",
     "ApplicationSet",
 }
-"""Kinds the local target runs or serves (Services, the routing objects and the Argo kinds are
-GenericObjects here; core.services, core.istio, core.rollout, core.analysis and core.gitops
-validate them); every other kind is stored and listed only."""
+"""Kinds the local target runs or serves (Services, autoscalers, the routing objects and the Argo
+kinds are GenericObjects here; core.services, core.autoscaling, core.istio, core.rollout,
+core.analysis and core.gitops validate them); every other kind is stored and listed only."""
 
 
 def _builtin_group(api_version: object) -> bool:

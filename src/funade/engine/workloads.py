@@ -13,7 +13,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from funade.core import istio, localtarget, manifests, merge, objects, revisions, rollout, selectors, services
+from funade.core import (
+    autoscaling,
+    istio,
+    localtarget,
+    manifests,
+    merge,
+    objects,
+    revisions,
+    rollout,
+    selectors,
+    services,
+)
 from funade.core.gitops import application, appset
 from funade.core.ports import Event, ObjectKey, Store
 
@@ -184,6 +195,7 @@ class Workloads:
         warnings: dict[ObjectKey, tuple[str, ...]] = {}
         seen: set[ObjectKey] = set()
         batch_namespaces = {o["metadata"]["name"] for o in objs if o.get("kind") == "Namespace"}
+        scaled = self._autoscaled(objs, namespace)
         for raw in objs:
             # Re-validate: the API takes JSON from any client, not only our CLI.
             try:
@@ -196,6 +208,11 @@ class Workloads:
             key = ObjectKey.of(obj)
             if key.kind in ("Rollout", "Application", "ApplicationSet"):
                 _check_argo(obj, key)
+            elif key.kind == "HorizontalPodAutoscaler":
+                try:
+                    autoscaling.parse(obj)
+                except autoscaling.HpaError as exc:
+                    raise WorkloadError(f"{key}: {exc}") from exc
             if key in seen:
                 raise WorkloadError(f"{key} appears twice in the input")
             seen.add(key)
@@ -211,9 +228,17 @@ class Workloads:
                 )
             old = self.store.get(key)
             istio_warnings: tuple[str, ...] = ()
-            kept = merge.keep_live_fields(raw, old)
-            if kept != raw:  # fields the manifest leaves to `scale`, the rollout verbs or a Rollout
+            scaled_by = scaled.get((key.kind, key.namespace, key.name), "")
+            kept = merge.keep_live_fields(raw, old, scaled_by=scaled_by)
+            if kept != raw:  # fields the manifest leaves to `scale`, the rollout verbs, a Rollout or an HPA
                 obj = _default_namespace(objects.to_dict(objects.parse(kept)), namespace)
+            left = (raw.get("spec") or {}).get("replicas")
+            hpa_note: tuple[str, ...] = ()
+            if scaled_by and left is not None and left != (obj.get("spec") or {}).get("replicas"):
+                hpa_note = (
+                    f"spec.replicas {left} is left to HorizontalPodAutoscaler {scaled_by}, which runs "
+                    f"{obj['spec']['replicas']} now (drop replicas from the manifest to silence this)",
+                )
             self._check_update(obj, old)
             if key.kind == "Service":
                 obj = self._with_local_ports(obj, old, prepared, objs)
@@ -231,7 +256,7 @@ class Workloads:
             refused = [str(f) for f in findings if f.error]
             if refused:
                 raise WorkloadError(f"{key} cannot run on the local target: " + "; ".join(refused))
-            warnings[key] = tuple(str(f) for f in findings if not f.error) + istio_warnings
+            warnings[key] = tuple(str(f) for f in findings if not f.error) + istio_warnings + hpa_note
             prepared.append(obj)
         if dry_run:
             return [
@@ -252,6 +277,18 @@ class Workloads:
             results.append(ApplyResult(key, action, key.kind in objects.RUNNABLE_KINDS, warnings[key]))
         return results
 
+    def _autoscaled(self, objs: Sequence[Obj], namespace: str) -> dict[tuple[str, str, str], str]:
+        """The objects an autoscaler scales: the input's autoscalers, and the stored ones it does not replace."""
+        given = [o for o in objs if o.get("kind") == "HorizontalPodAutoscaler"]
+        replaced = {((o.get("metadata") or {}).get("namespace") or namespace, (o.get("metadata") or {}).get("name"))
+                    for o in given}  # fmt: skip
+        stored = [
+            o
+            for o in self.store.list_objects("HorizontalPodAutoscaler")
+            if (o["metadata"].get("namespace"), o["metadata"].get("name")) not in replaced
+        ]
+        return merge.autoscaled([*stored, *given], namespace)
+
     def _with_local_ports(self, obj: Obj, old: Obj | None, batch: Sequence[Obj], given: Sequence[Obj]) -> Obj:
         """Validate a Service and give each of its ports a loopback port, kept across applies.
 
@@ -265,16 +302,12 @@ class Workloads:
         key = ObjectKey.of(obj)
         others = [o for o in [*self.store.list_objects("Service"), *batch] if o.get("kind") == "Service"]
         taken = {
-            port
-            for other in others
-            if ObjectKey.of(other) != key
-            for port in services.local_ports(other).values()
+            port for other in others if ObjectKey.of(other) != key for port in services.local_ports(other).values()
         }
         taken |= {
             p["nodePort"]
             for other in given
-            if other.get("kind") == "Service"
-            and (other.get("metadata") or {}).get("name") != key.name
+            if other.get("kind") == "Service" and (other.get("metadata") or {}).get("name") != key.name
             for p in ((other.get("spec") or {}).get("ports") or [])
             if isinstance(p, dict) and isinstance(p.get("nodePort"), int)
         }

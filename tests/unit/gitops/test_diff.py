@@ -131,6 +131,24 @@ def test_replicas_set_by_scale_are_kept_when_the_manifest_omits_them(engine: wor
     assert diff.diff(deployment(replicas=2), live).status is SyncStatus.OUT_OF_SYNC
 
 
+def test_replicas_an_autoscaler_set_are_not_drift_even_when_the_manifest_names_a_count(
+    engine: workloads.Workloads,
+) -> None:
+    stored(engine, deployment(replicas=2))
+    engine.scale(ObjectKey("Deployment", "default", "web"), 5)
+    live = engine.store.get(ObjectKey("Deployment", "default", "web"))
+    assert live is not None
+    hpa = {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "web"},
+        "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "web"}, "maxReplicas": 9},
+    }
+    found = {r.key.kind: r.status for r in diff.compare([deployment(replicas=2), hpa], [live], namespace="default")}
+    assert found["Deployment"] is SyncStatus.SYNCED  # the apply keeps the autoscaler's 5
+    assert diff.diff(deployment(replicas=2), live).status is SyncStatus.OUT_OF_SYNC  # without the autoscaler
+
+
 def test_a_restart_annotation_is_kept_like_kubectl_apply_keeps_it(engine: workloads.Workloads) -> None:
     stored(engine, deployment())
     engine.restart(ObjectKey("Deployment", "default", "web"))

@@ -541,8 +541,12 @@ def diff(
     defaults: bool = True,
     tracking_label: str | None = TRACKING_LABEL,
     tracking_annotation: str | None = TRACKING_ANNOTATION,
+    scaled_by: str = "",
 ) -> ResourceDiff:
     """Compare one desired manifest with its live object (either may be None, not both).
+
+    ``scaled_by``: the HorizontalPodAutoscaler that scales the object, whose live replica
+    count the target keeps (:func:`funade.core.merge.keep_live_fields`).
 
     The desired side is :func:`predict`-ed over live and both are :func:`normalize`-d; the
     matching ``rules`` then remove their fields from both sides. Equal → Synced.
@@ -559,7 +563,7 @@ def diff(
         form = normalize(obj, defaults=defaults, tracking_label=tracking_label, tracking_annotation=tracking_annotation)
         return _ignore(form, rules)
 
-    target = normalized(None if desired is None else predict(desired, live))
+    target = normalized(None if desired is None else predict(desired, live, scaled_by=scaled_by))
     current = normalized(live)
     key = ResourceKey.of(desired if desired is not None else live or {})
     synced = target is not None and current is not None and _same(target, current)
@@ -637,6 +641,7 @@ def compare(
         if key in targets:
             raise DiffError(f"{key} appears twice in the desired manifests")
         targets[key] = obj
+    scaled = merge.autoscaled([*targets.values(), *current.values()], namespace or "default")
     result = []
     for key in sorted(set(targets) | set(current)):
         target, live_obj = targets.get(key), current.get(key)
@@ -657,6 +662,7 @@ def compare(
                 defaults=defaults,
                 tracking_label=tracking_label,
                 tracking_annotation=tracking_annotation,
+                scaled_by=scaled.get((key.kind, key.namespace, key.name), ""),
             )
         )
     return result
