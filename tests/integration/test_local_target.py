@@ -774,32 +774,19 @@ def test_cli_without_a_server_says_how_to_start_one(funade: Funade, tmp_path: Pa
 
 
 def test_non_runnable_kinds_are_stored_and_listed(funade: Funade, ns: str) -> None:
-    hpa = {
-        "apiVersion": "autoscaling/v2",
-        "kind": "HorizontalPodAutoscaler",
-        "metadata": {"name": "web"},
-        "spec": {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
-            "minReplicas": 2,
-            "maxReplicas": 5,
-        },
-    }
     policy = {
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",
         "metadata": {"name": "web"},
         "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "web"}}},
     }
-    r = funade.apply(ns, hpa, policy)
+    r = funade.apply(ns, policy)
     assert r.code == 0, r.output
-    assert "horizontalpodautoscaler/web created (stored; not runnable on the local target)" in r.stdout, r.stdout
     assert "poddisruptionbudget/web created (stored; not runnable on the local target)" in r.stdout, r.stdout
-
-    for kind in ("hpa", "pdb"):
-        r = funade.cli("get", kind, "-n", ns)
-        assert r.code == 0, r.output
-        assert "web" in r.stdout and "not runnable on the local target" in r.stdout, r.stdout
-    stored = funade.obj("HorizontalPodAutoscaler", ns, "web")
-    assert stored["spec"]["maxReplicas"] == 5
+    r = funade.cli("get", "pdb", "-n", ns)
+    assert r.code == 0, r.output
+    assert "web" in r.stdout and "not runnable on the local target" in r.stdout, r.stdout
+    stored = funade.obj("PodDisruptionBudget", ns, "web")
+    assert stored["spec"]["minAvailable"] == 1
     assert stored["status"]["localTarget"] == "not runnable on the local target"
     assert funade.pods(ns) == []
