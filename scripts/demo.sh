@@ -31,10 +31,17 @@ step "0b. Build it with the Docker Engine: tags from git (sha-…, latest on the
 run image build build/testapp/context --repo funade-shop --build-arg VERSION=demo --allow-dirty -t demo
 
 step "1. Start funade (API, controllers; Docker runs the pods) and its registry"
+# Autoscalers decide every 5 s here (Kubernetes: every 15 s), so the demo's scale-out is quick.
+export FUNADE_HPA_SYNC_SECONDS=5
 run up
 run status
 # A demo run starts from an empty shop, so revision 1 is this run's first release.
 if "$funade" get ns shop >/dev/null 2>&1; then run delete namespace shop; fi
+# ...and from an empty production repository: its tags are immutable, and this run's builds
+# may differ from an earlier run's (a newer funade, a changed test app).
+if "$funade" image ls prod/shop >/dev/null 2>&1; then
+  "$funade" registry cleanup apply prod/shop --min-versions-to-keep 0 >/dev/null
+fi
 
 registry=$("$funade" registry status -o json | .venv/bin/python -c 'import json,sys; print(json.load(sys.stdin)["address"])')
 
@@ -100,6 +107,26 @@ step "5. Roll back by hand to the first release (it comes back as a new revision
 run rollout undo deploy/shop -n shop --to-revision 1
 run rollout status deploy/shop -n shop
 run rollout history deploy/shop -n shop
+
+step "5a. Autoscaling: the seed's HorizontalPodAutoscaler scales the shop on CPU, then back in"
+run apply -n shop -f examples/shop/autoscaling/hpa.yaml
+replicas() { "$funade" get deploy shop -n shop -o json | .venv/bin/python -c 'import json,sys; print(json.load(sys.stdin)["spec"]["replicas"])'; }
+wait_replicas() {  # poll until the shop runs $1 replicas (for $2 s at most)
+  for _ in $(seq "$2"); do [ "$(replicas)" = "$1" ] && return 0; sleep 1; done
+  echo "expected $1 replicas, the shop runs $(replicas)" >&2; "$funade" describe hpa shop -n shop >&2; exit 1
+}
+# Load: every request burns 5 ms of CPU; 3 pods at 50m each are far above 70 % of their request.
+wrk -t2 -c4 -d35s "http://127.0.0.1:$port/burn?ms=5" > /dev/null 2>&1 &
+load=$!
+wait_replicas 6 60
+run get hpa -n shop
+run get pods -n shop
+wait "$load"
+printf '\033[2m(load stopped)\033[0m\n'
+wait_replicas 3 90
+run get hpa -n shop
+run events -n shop --for hpa/shop
+run delete hpa shop -n shop
 
 step "5b. Analysis: the seed's success-rate template (Argo Rollouts) measured through the embedded Prometheus"
 wrk -t1 -c2 -d10s "http://127.0.0.1:$port/" > /dev/null 2>&1 &

@@ -249,6 +249,52 @@ def test_a_gated_namespace_refuses_a_sync_until_the_commit_carries_an_override(
     assert funade.cli("app", "delete", name).code == 0
 
 
+def migration(script: str) -> Obj:
+    """An Argo CD PreSync hook of kind Job: the database migration before the new release."""
+    container = {"name": "migrate", "image": "funade-testapp:1.0.0", "command": ["/bin/sh", "-c", script]}
+    annotations = {"argocd.argoproj.io/hook": "PreSync", "argocd.argoproj.io/hook-delete-policy": "BeforeHookCreation"}
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "migrate", "annotations": annotations},
+        "spec": {"backoffLimit": 0, "template": {"spec": {"restartPolicy": "Never", "containers": [container]}}},
+    }
+
+
+def test_a_presync_job_hook_runs_before_the_release_and_a_failing_one_stops_it(
+    funade: Funade, ns: str, tmp_path: Path
+) -> None:
+    repo = Repo(tmp_path / "repo")
+    path = repo.overlay(ns)
+    kustomization = yaml.safe_load((repo.root / path / "kustomization.yaml").read_text())
+    kustomization["resources"].append("migrate.yaml")
+    (repo.root / path / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
+    (repo.root / path / "migrate.yaml").write_text(yaml.safe_dump(migration("echo schema v1")))
+    first = repo.commit("shop 1.0.0 with its migration")
+    name = f"hook-{ns}"[:50]
+    assert funade.cli("app", "create", "-f", str(funade.write(application(name, repo, path, ns)))).code == 0
+    synced_healthy(funade, name, first, ns)
+    job = funade.obj("Job", ns, "migrate")
+    assert any(c["type"] == "Complete" and c["status"] == "True" for c in job["status"]["conditions"]), job["status"]
+    assert image_of(funade, ns) == "funade-testapp:1.0.0"
+
+    # The next release's migration fails: the sync stops in PreSync, the Deployment keeps 1.0.0.
+    kustomization["images"] = [{"name": "funade-testapp", "newTag": "2.0.0"}]
+    (repo.root / path / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
+    (repo.root / path / "migrate.yaml").write_text(yaml.safe_dump(migration("echo schema v2 failed; exit 1")))
+    repo.commit("shop 2.0.0 with a broken migration")
+    assert funade.cli("app", "refresh", name).code == 0
+
+    def failed() -> Obj | None:
+        operation = app_status(funade, name).get("operationState") or {}
+        return operation if operation.get("phase") == "Failed" else None
+
+    operation = funade.wait_until(failed, 90, "the sync stopped by its hook", namespace=ns)
+    assert "migrate" in operation["message"] and "Failed" in operation["message"], operation
+    assert image_of(funade, ns) == "funade-testapp:1.0.0"
+    assert funade.cli("app", "delete", name).code == 0
+
+
 def test_an_applicationset_makes_one_app_per_environment_with_production_manual(
     funade: Funade, ns: str, tmp_path: Path
 ) -> None:

@@ -933,6 +933,7 @@ def test_runnable_kinds() -> None:
         "Deployment",
         "DestinationRule",
         "HorizontalPodAutoscaler",
+        "Job",
         "Namespace",
         "Pod",
         "ReplicaSet",

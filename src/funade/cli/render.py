@@ -132,6 +132,23 @@ def _service_row(obj: Obj, wide: bool) -> list[str]:
     return row
 
 
+def _job_row(obj: Obj) -> list[str]:
+    """kubectl's columns: STATUS (Running, Complete, Failed, Suspended), COMPLETIONS, DURATION."""
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    true = {c.get("type") for c in status.get("conditions") or [] if c.get("status") == "True"}
+    state = next((t for t in ("Failed", "Complete", "Suspended") if t in true), "Running")
+    succeeded = int(status.get("succeeded", 0))
+    if spec.get("completions") is not None:
+        completions = f"{succeeded}/{spec['completions']}"
+    else:
+        completions = f"{succeeded}/1 of {spec.get('parallelism', 1)}"
+    duration = ""
+    if status.get("startTime"):
+        end = revisions.parse_time(status["completionTime"]) if status.get("completionTime") else time.time()
+        duration = age(status["startTime"], end)
+    return [obj["metadata"]["name"], state, completions, duration, age(obj["metadata"].get("creationTimestamp"))]
+
+
 def _metric_source(metric: Obj) -> Obj:
     """The ``resource`` / ``containerResource`` part of an HPA metric (spec or status)."""
     return dict(metric.get("resource") or metric.get("containerResource") or {})
@@ -201,6 +218,8 @@ def object_table(kind: str, items: list[Obj], wide: bool = False, all_namespaces
         columns = ["NAME", "ENDPOINTS", "AGE"]
     elif kind == "HorizontalPodAutoscaler":
         columns = ["NAME", "REFERENCE", "TARGETS", "MINPODS", "MAXPODS", "REPLICAS", "AGE"]
+    elif kind == "Job":
+        columns = ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"]
     else:
         columns = ["NAME", "STATUS", "AGE"]
     for column in ns_col + columns:
@@ -241,6 +260,8 @@ def object_table(kind: str, items: list[Obj], wide: bool = False, all_namespaces
             row = [meta["name"], endpoints_text(obj), age(created)]
         elif kind == "HorizontalPodAutoscaler":
             row = _hpa_row(obj)
+        elif kind == "Job":
+            row = _job_row(obj)
         else:
             row = [meta["name"], (obj.get("status") or {}).get("localTarget", ""), age(created)]
         table.add_row(*(prefix + row))

@@ -24,6 +24,7 @@ from funade.adapters.metrics import LocalMetrics
 from funade.adapters.prometheus.server import PrometheusServer, Target
 from funade.controller.analysisruns import AnalysisRunController
 from funade.controller.autoscalers import AutoscalerController, Sample
+from funade.controller.jobs import JobController
 from funade.controller.kubelet import Kubelet, PodWorker
 from funade.controller.rollouts import RolloutController
 from funade.controller.services import ServiceController
@@ -65,6 +66,7 @@ class Manager:
         self.runtime = LocalRuntime(docker, home)
         self.kubelet = Kubelet(self.runtime, store, self.poke, drain=self._drain)
         self.workloads = WorkloadController(store, self.kubelet)
+        self.jobs = JobController(store, self.kubelet)
         self.rollouts = RolloutController(store, self.workloads.view, self.poke)
         self.analysis_runs = AnalysisRunController(store, lambda: _metrics(home), self.poke, self._pod_phase)
         self.autoscalers = AutoscalerController(store, self.pod_views, self._container_sample, self.poke)
@@ -129,6 +131,7 @@ class Manager:
                 await self.autoscalers.reconcile()
                 await self.rollouts.reconcile()
                 await self.workloads.reconcile()
+                await self.jobs.reconcile()
                 await self.analysis_runs.reconcile()
                 await self.services.reconcile()
                 self.passes += 1

@@ -114,7 +114,8 @@ class WorkloadController:
                 await self.kubelet.create_pod(pod)
 
     def _collect_garbage(self) -> None:
-        """Delete what lost its owner: ReplicaSets of deleted Deployments and Rollouts, their pods."""
+        """Delete what lost its owner: ReplicaSets of deleted Deployments and Rollouts, pods of deleted
+        ReplicaSets and Jobs."""
         # ReplicaSets belong to Deployments or to Rollouts (controller/rollouts.py).
         deployments = {
             d["metadata"]["uid"] for kind in ("Deployment", "Rollout") for d in self.store.list_objects(kind)
@@ -126,9 +127,11 @@ class WorkloadController:
                 self.store.delete(ObjectKey.of(rs))
                 continue
             replicasets[rs["metadata"]["uid"]] = rs
+        # Pods belong to ReplicaSets or to Jobs (controller/jobs.py).
+        owners = set(replicasets) | {j["metadata"]["uid"] for j in self.store.list_objects("Job")}
         for worker in self.kubelet.pods():
             owner = owner_uid(worker.pod)
-            if owner is not None and owner not in replicasets and worker.terminating is None:
+            if owner is not None and owner not in owners and worker.terminating is None:
                 self.kubelet.delete_pod(worker.uid)
 
     # -- replica sets ---------------------------------------------------------------

@@ -1490,6 +1490,7 @@ TYPED_KINDS: Mapping[str, str] = {kind: version for kind, (version, _) in _TYPED
 
 RUNNABLE_KINDS: frozenset[str] = frozenset(_TYPED) | {
     "Service",
+    "Job",
     "HorizontalPodAutoscaler",
     "TrafficSplit",
     "VirtualService",

@@ -394,14 +394,14 @@ class Apps:
         return operation.finish(plan.OperationPhase.FAILED, message, time.time())
 
     async def _run_hooks(self, hooks: Sequence[plan.SyncTask], timeout: float = _HEALTH_WAIT_SECONDS) -> str:
-        """Wait for hook pods to complete; returns why one failed, or ""."""
+        """Wait for hook Pods and Jobs to complete; returns why one failed, or ""."""
         deadline = time.monotonic() + timeout
         pending = list(hooks)
         while pending:
             for task in list(pending):
-                if task.key.kind != "Pod":
-                    return f"hook {task.key}: the local target runs hooks of kind Pod only"
-                live = self.store.get(ObjectKey("Pod", task.key.namespace, task.key.name))
+                if task.key.kind not in ("Pod", "Job"):
+                    return f"hook {task.key}: the local target runs hooks of kind Pod or Job"
+                live = self.store.get(ObjectKey(task.key.kind, task.key.namespace, task.key.name))
                 if live is None:
                     continue
                 phase, message = plan.hook_phase(live, local=True)

@@ -16,6 +16,7 @@ from typing import Any
 from funade.core import (
     autoscaling,
     istio,
+    jobs,
     localtarget,
     manifests,
     merge,
@@ -67,6 +68,12 @@ _ALIASES = {
     "services": "Service",
     "hpa": "HorizontalPodAutoscaler",
     "horizontalpodautoscaler": "HorizontalPodAutoscaler",
+    "horizontalpodautoscalers": "HorizontalPodAutoscaler",
+    "job": "Job",
+    "jobs": "Job",
+    "cj": "CronJob",
+    "cronjob": "CronJob",
+    "cronjobs": "CronJob",
     "pdb": "PodDisruptionBudget",
     "poddisruptionbudget": "PodDisruptionBudget",
     "netpol": "NetworkPolicy",
@@ -213,6 +220,12 @@ class Workloads:
                     autoscaling.parse(obj)
                 except autoscaling.HpaError as exc:
                     raise WorkloadError(f"{key}: {exc}") from exc
+            elif key.kind == "Job" and obj.get("apiVersion") == "batch/v1":
+                try:
+                    jobs.parse(obj)
+                    obj["spec"]["template"] = jobs.pod_template(obj)
+                except jobs.JobError as exc:
+                    raise WorkloadError(f"{key}: {exc}") from exc
             if key in seen:
                 raise WorkloadError(f"{key} appears twice in the input")
             seen.add(key)
@@ -347,6 +360,11 @@ class Workloads:
                     f'Pod "{key.name}" is invalid: spec: Forbidden: pod updates may not change '
                     "fields other than spec.containers[*].image (delete and re-create it)"
                 )
+        if key.kind == "Job" and old.get("spec", {}).get("template") != new.get("spec", {}).get("template"):
+            raise WorkloadError(
+                f'Job.batch "{key.name}" is invalid: spec.template: field is immutable '
+                "(delete the Job and apply it again, as a new run)"
+            )
         if key.kind in ("Deployment", "ReplicaSet") and old["spec"].get("selector") != new["spec"].get("selector"):
             raise WorkloadError(f'{key.kind} "{key.name}" is invalid: spec.selector: field is immutable')
         if (
