@@ -604,19 +604,27 @@ static void handle_env(response_t *r, const char *query) {
     resp_owned(r, 200, "text/plain; charset=utf-8", copy, len);
 }
 
-static void handle_sleep(response_t *r, const char *query) {
+/* ?ms=N within 0..MAX_SLEEP_MS, or a 400 answer and -1. */
+static long query_ms(response_t *r, const char *query) {
     char v[64];
     if (!query_param(query, "ms", v, sizeof v) || !v[0]) {
         resp_text(r, 400, "missing ?ms=\n");
-        return;
+        return -1;
     }
     char *end = NULL;
     errno = 0;
     long ms = strtol(v, &end, 10);
     if (errno || *end || ms < 0 || ms > MAX_SLEEP_MS) {
         resp_text(r, 400, "bad ms=%s (0..%ld)\n", v, MAX_SLEEP_MS);
-        return;
+        return -1;
     }
+    return ms;
+}
+
+static void handle_sleep(response_t *r, const char *query) {
+    long ms = query_ms(r, query);
+    if (ms < 0)
+        return;
     struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
     }
@@ -630,18 +638,9 @@ static double thread_cpu_ms(void) {
 }
 
 static void handle_burn(response_t *r, const char *query) {
-    char v[64];
-    if (!query_param(query, "ms", v, sizeof v) || !v[0]) {
-        resp_text(r, 400, "missing ?ms=\n");
+    long ms = query_ms(r, query);
+    if (ms < 0)
         return;
-    }
-    char *end = NULL;
-    errno = 0;
-    long ms = strtol(v, &end, 10);
-    if (errno || *end || ms < 0 || ms > MAX_SLEEP_MS) {
-        resp_text(r, 400, "bad ms=%s (0..%ld)\n", v, MAX_SLEEP_MS);
-        return;
-    }
     double until = thread_cpu_ms() + (double)ms;
     volatile unsigned long spins = 0;
     while (thread_cpu_ms() < until)

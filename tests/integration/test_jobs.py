@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from funade.core import revisions
 from tests.integration.conftest import Funade
 
 pytestmark = pytest.mark.integration
@@ -87,5 +88,44 @@ def test_the_active_deadline_stops_a_job_that_runs_too_long(funade: Funade, ns: 
         lambda: all(p["status"].get("phase") != "Running" for p in job_pods(funade, ns, "slow")),
         60,
         "its pod stopped",
+        namespace=ns,
+    )
+
+
+def cron_job(name: str, schedule: str, **spec: Any) -> Obj:
+    template = job(name, "echo tick")["spec"]
+    body = {"schedule": schedule, "jobTemplate": {"spec": template}, **spec}
+    return {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": name}, "spec": body}
+
+
+def test_a_cronjob_starts_its_job_on_schedule_and_takes_it_along_when_deleted(funade: Funade, ns: str) -> None:
+    """Job names count minutes (as Kubernetes'), so the shortest schedule is a minute: one run is waited for."""
+    refused = funade.apply(ns, cron_job("bad", "61 * * * *"))
+    assert refused.code != 0 and "spec.schedule" in refused.stderr, refused.output
+    assert funade.apply(ns, cron_job("tick", "* * * * *", concurrencyPolicy="Forbid")).code == 0
+
+    def succeeded() -> Obj | None:
+        status = funade.obj("CronJob", ns, "tick").get("status") or {}
+        return status if status.get("lastSuccessfulTime") else None
+
+    status = funade.wait_until(succeeded, 90, "the first scheduled run done", namespace=ns)
+    assert status["lastScheduleTime"].endswith(":00Z"), status  # on the minute
+    (run,) = [
+        j for j in funade.get("/v1/objects/Job", namespace=ns)["items"] if j["metadata"]["name"].startswith("tick-")
+    ]
+    minutes = int(run["metadata"]["name"].removeprefix("tick-"))
+    assert revisions.rfc3339(minutes * 60) == status["lastScheduleTime"]
+    assert run["metadata"]["ownerReferences"][0]["kind"] == "CronJob"
+    assert run["metadata"]["annotations"]["batch.kubernetes.io/cronjob-scheduled-timestamp"]
+    (pod,) = job_pods(funade, ns, run["metadata"]["name"])
+    assert funade.cli("logs", pod["metadata"]["name"], "-n", ns).stdout.strip() == "tick"
+    table = funade.cli("get", "cronjobs", "-n", ns)
+    assert table.code == 0 and "* * * * *" in table.stdout and "<none>" in table.stdout, table.output
+
+    assert funade.cli("delete", "cronjob", "tick", "-n", ns).code == 0
+    funade.wait_until(
+        lambda: not funade.get("/v1/objects/Job", namespace=ns)["items"] and not funade.pods(ns),
+        60,
+        "the CronJob's Jobs and pods deleted with it",
         namespace=ns,
     )

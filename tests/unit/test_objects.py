@@ -930,6 +930,7 @@ def test_runnable_kinds() -> None:
         "ApplicationSet",
         "ClusterAnalysisTemplate",
         "ConfigMap",
+        "CronJob",
         "Deployment",
         "DestinationRule",
         "HorizontalPodAutoscaler",

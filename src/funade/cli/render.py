@@ -220,6 +220,8 @@ def object_table(kind: str, items: list[Obj], wide: bool = False, all_namespaces
         columns = ["NAME", "REFERENCE", "TARGETS", "MINPODS", "MAXPODS", "REPLICAS", "AGE"]
     elif kind == "Job":
         columns = ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"]
+    elif kind == "CronJob":
+        columns = ["NAME", "SCHEDULE", "TIMEZONE", "SUSPEND", "ACTIVE", "LAST SCHEDULE", "AGE"]
     else:
         columns = ["NAME", "STATUS", "AGE"]
     for column in ns_col + columns:
@@ -262,6 +264,18 @@ def object_table(kind: str, items: list[Obj], wide: bool = False, all_namespaces
             row = _hpa_row(obj)
         elif kind == "Job":
             row = _job_row(obj)
+        elif kind == "CronJob":
+            spec, cron_status = obj.get("spec") or {}, obj.get("status") or {}
+            last = cron_status.get("lastScheduleTime")
+            row = [
+                meta["name"],
+                str(spec.get("schedule", "")),
+                str(spec.get("timeZone") or "<none>"),
+                str(bool(spec.get("suspend", False))),
+                str(len(cron_status.get("active") or [])),
+                age(last) if last else "<none>",
+                age(created),
+            ]
         else:
             row = [meta["name"], (obj.get("status") or {}).get("localTarget", ""), age(created)]
         table.add_row(*(prefix + row))

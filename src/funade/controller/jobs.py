@@ -14,13 +14,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import secrets
 import time
-import uuid
 from typing import Any
 
 from funade.controller.kubelet import Kubelet, PodWorker
-from funade.controller.workloads import owner_uid, record
+from funade.controller.workloads import owned_pod, owner_uid, pod_suffix, record
 from funade.core import jobs, revisions
 from funade.core.ports import ObjectKey, Store
 
@@ -29,7 +27,6 @@ __all__ = ["KIND", "JobController"]
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 KIND = "Job"
-_NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 
 
 class JobController:
@@ -94,49 +91,28 @@ class JobController:
     def _new_pod(self, job: Obj, index: int | None) -> Obj:
         template = json.loads(json.dumps(job["spec"]["template"]))
         meta = job["metadata"]
-        pod_meta = template.get("metadata") or {}
-        labels = {
+        pod_meta = template.setdefault("metadata", {})
+        pod_meta["labels"] = {
             **(pod_meta.get("labels") or {}),
             jobs.CONTROLLER_UID_LABEL: meta["uid"],
             jobs.JOB_NAME_LABEL: meta["name"],
             "controller-uid": meta["uid"],
             "job-name": meta["name"],
         }
-        annotations = dict(pod_meta.get("annotations") or {})
-        spec = template["spec"]
-        suffix = "".join(secrets.choice(_NAME_CHARS) for _ in range(5))
-        name = f"{meta['name']}-{suffix}"
+        name = f"{meta['name']}-{pod_suffix()}"
         if index is not None:
-            name = f"{meta['name']}-{index}-{suffix}"
-            labels[jobs.COMPLETION_INDEX_ANNOTATION] = str(index)
-            annotations[jobs.COMPLETION_INDEX_ANNOTATION] = str(index)
+            name = f"{meta['name']}-{index}-{pod_suffix()}"
+            pod_meta["labels"][jobs.COMPLETION_INDEX_ANNOTATION] = str(index)
+            pod_meta["annotations"] = {
+                **(pod_meta.get("annotations") or {}),
+                jobs.COMPLETION_INDEX_ANNOTATION: str(index),
+            }
+            spec = template["spec"]
             spec.setdefault("hostname", f"{meta['name']}-{index}")
             for container in [*(spec.get("initContainers") or []), *spec["containers"]]:
                 env = [e for e in container.get("env") or [] if e.get("name") != "JOB_COMPLETION_INDEX"]
                 container["env"] = [*env, {"name": "JOB_COMPLETION_INDEX", "value": str(index)}]
-        return {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {
-                "name": name,
-                "namespace": meta["namespace"],
-                "uid": str(uuid.uuid4()),
-                "labels": labels,
-                "annotations": annotations,
-                "creationTimestamp": revisions.rfc3339(time.time()),
-                "ownerReferences": [
-                    {
-                        "apiVersion": "batch/v1",
-                        "kind": KIND,
-                        "name": meta["name"],
-                        "uid": meta["uid"],
-                        "controller": True,
-                        "blockOwnerDeletion": True,
-                    }
-                ],
-            },
-            "spec": spec,
-        }
+        return owned_pod(job, "batch/v1", template, name)
 
 
 def _state(worker: PodWorker) -> jobs.PodState:

@@ -24,6 +24,7 @@ from funade.adapters.metrics import LocalMetrics
 from funade.adapters.prometheus.server import PrometheusServer, Target
 from funade.controller.analysisruns import AnalysisRunController
 from funade.controller.autoscalers import AutoscalerController, Sample
+from funade.controller.cronjobs import CronJobController
 from funade.controller.jobs import JobController
 from funade.controller.kubelet import Kubelet, PodWorker
 from funade.controller.rollouts import RolloutController
@@ -67,6 +68,7 @@ class Manager:
         self.kubelet = Kubelet(self.runtime, store, self.poke, drain=self._drain)
         self.workloads = WorkloadController(store, self.kubelet)
         self.jobs = JobController(store, self.kubelet)
+        self.cron_jobs = CronJobController(store)
         self.rollouts = RolloutController(store, self.workloads.view, self.poke)
         self.analysis_runs = AnalysisRunController(store, lambda: _metrics(home), self.poke, self._pod_phase)
         self.autoscalers = AutoscalerController(store, self.pod_views, self._container_sample, self.poke)
@@ -131,6 +133,7 @@ class Manager:
                 await self.autoscalers.reconcile()
                 await self.rollouts.reconcile()
                 await self.workloads.reconcile()
+                await self.cron_jobs.reconcile()
                 await self.jobs.reconcile()
                 await self.analysis_runs.reconcile()
                 await self.services.reconcile()

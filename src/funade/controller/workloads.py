@@ -55,6 +55,40 @@ def record(store: Store, obj: Obj, type_: str, reason: str, message: str) -> Non
     store.add_event(Event(time.time(), meta.get("namespace", ""), obj["kind"], meta["name"], type_, reason, message))
 
 
+def pod_suffix() -> str:
+    """The five random characters Kubernetes puts after a generated pod name."""
+    return "".join(secrets.choice("bcdfghjklmnpqrstvwxz2456789") for _ in range(5))
+
+
+def owned_pod(owner: Obj, api_version: str, template: Obj, name: str) -> Obj:
+    """A pod made from ``template`` (copied by the caller) that ``owner`` controls (an ownerReference)."""
+    meta = owner["metadata"]
+    pod_meta = template.get("metadata") or {}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": meta["namespace"],
+            "uid": str(uuid.uuid4()),
+            "labels": pod_meta.get("labels") or {},
+            "annotations": pod_meta.get("annotations") or {},
+            "creationTimestamp": revisions.rfc3339(time.time()),
+            "ownerReferences": [
+                {
+                    "apiVersion": api_version,
+                    "kind": owner["kind"],
+                    "name": meta["name"],
+                    "uid": meta["uid"],
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "spec": template["spec"],
+    }
+
+
 def set_replicas(store: Store, rs: Obj, replicas: int, owner: Obj) -> None:
     """Scale a ReplicaSet and say so on its owner (a Deployment or a Rollout), as Kubernetes does."""
     old = int(rs["spec"].get("replicas", 0))
@@ -199,32 +233,7 @@ class WorkloadController:
 
     def _new_pod(self, rs: Obj) -> Obj:
         template = json.loads(json.dumps(rs["spec"]["template"]))
-        meta = rs["metadata"]
-        name = f"{meta['name']}-{''.join(secrets.choice('bcdfghjklmnpqrstvwxz2456789') for _ in range(5))}"
-        pod_meta = template.get("metadata") or {}
-        return {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {
-                "name": name,
-                "namespace": meta["namespace"],
-                "uid": str(uuid.uuid4()),
-                "labels": pod_meta.get("labels") or {},
-                "annotations": pod_meta.get("annotations") or {},
-                "creationTimestamp": revisions.rfc3339(time.time()),
-                "ownerReferences": [
-                    {
-                        "apiVersion": "apps/v1",
-                        "kind": "ReplicaSet",
-                        "name": meta["name"],
-                        "uid": meta["uid"],
-                        "controller": True,
-                        "blockOwnerDeletion": True,
-                    }
-                ],
-            },
-            "spec": template["spec"],
-        }
+        return owned_pod(rs, "apps/v1", template, f"{rs['metadata']['name']}-{pod_suffix()}")
 
     # -- deployments ----------------------------------------------------------------
 

@@ -1491,6 +1491,7 @@ TYPED_KINDS: Mapping[str, str] = {kind: version for kind, (version, _) in _TYPED
 RUNNABLE_KINDS: frozenset[str] = frozenset(_TYPED) | {
     "Service",
     "Job",
+    "CronJob",
     "HorizontalPodAutoscaler",
     "TrafficSplit",
     "VirtualService",

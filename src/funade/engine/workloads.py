@@ -15,6 +15,7 @@ from typing import Any
 
 from funade.core import (
     autoscaling,
+    cronjobs,
     istio,
     jobs,
     localtarget,
@@ -225,6 +226,16 @@ class Workloads:
                     jobs.parse(obj)
                     obj["spec"]["template"] = jobs.pod_template(obj)
                 except jobs.JobError as exc:
+                    raise WorkloadError(f"{key}: {exc}") from exc
+            elif key.kind == "CronJob" and obj.get("apiVersion") == "batch/v1":
+                try:
+                    cronjobs.parse(obj)
+                    job = {"metadata": obj["metadata"], "spec": obj["spec"]["jobTemplate"]["spec"]}
+                    jobs.parse(job)
+                    obj["spec"]["jobTemplate"]["spec"]["template"] = jobs.pod_template(job)
+                except jobs.JobError as exc:
+                    raise WorkloadError(f"{key}: spec.jobTemplate.{exc}") from exc
+                except cronjobs.CronError as exc:
                     raise WorkloadError(f"{key}: {exc}") from exc
             if key in seen:
                 raise WorkloadError(f"{key} appears twice in the input")
