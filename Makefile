@@ -29,6 +29,7 @@ bench: setup
 	.venv/bin/python bench/scan.py
 	.venv/bin/python bench/canary.py
 	.venv/bin/python bench/gitops.py
+	.venv/bin/python bench/autoscale.py
 
 clean:
 	-.venv/bin/funade down --delete-workloads

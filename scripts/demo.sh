@@ -128,6 +128,17 @@ run get hpa -n shop
 run events -n shop --for hpa/shop
 run delete hpa shop -n shop
 
+step "5a'. Jobs: the shop's migration runs to completion; a CronJob waits for 03:00 Berlin time"
+if "$funade" get job migrate -n shop >/dev/null 2>&1; then "$funade" delete job migrate -n shop >/dev/null; fi
+run apply -n shop -f examples/shop/jobs/migrate.yaml
+job_state() { "$funade" get job migrate -n shop -o json | .venv/bin/python -c \
+  'import json,sys; s=json.load(sys.stdin).get("status",{}); print(next((c["type"] for c in s.get("conditions",[]) if c["type"] in ("Complete","Failed") and c["status"]=="True"), "Running"))'; }
+for _ in $(seq 60); do [ "$(job_state)" != Running ] && break; sleep 1; done
+[ "$(job_state)" = Complete ] || { echo "the migration did not complete" >&2; exit 1; }
+run get jobs -n shop
+run logs -n shop -l batch.kubernetes.io/job-name=migrate
+run get cronjobs -n shop
+
 step "5b. Analysis: the seed's success-rate template (Argo Rollouts) measured through the embedded Prometheus"
 wrk -t1 -c2 -d10s "http://127.0.0.1:$port/" > /dev/null 2>&1 &
 load=$!

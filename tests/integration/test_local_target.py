@@ -23,6 +23,7 @@ import httpx
 import pytest
 import yaml
 
+import funade as funade_package
 from tests.integration.conftest import (
     APP_PORT,
     CliResult,
@@ -790,3 +791,17 @@ def test_non_runnable_kinds_are_stored_and_listed(funade: Funade, ns: str) -> No
     assert stored["spec"]["minAvailable"] == 1
     assert stored["status"]["localTarget"] == "not runnable on the local target"
     assert funade.pods(ns) == []
+
+
+def test_up_says_when_the_running_server_is_older_than_this_funade(funade: Funade) -> None:
+    again = funade.cli("up", "--address", funade.address, "-o", "json")
+    assert again.code == 0 and json.loads(again.stdout)["stale"] is False, again.output
+    # An upgrade (here: an edited module of this editable install) makes the running server stale.
+    module = Path(funade_package.__file__).parent / "core" / "quantity.py"
+    before = module.stat()
+    try:
+        os.utime(module, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000_000))
+        stale = funade.cli("up", "--address", funade.address)
+        assert stale.code == 0 and "runs older code than this funade" in stale.stderr, stale.output
+    finally:
+        os.utime(module, ns=(before.st_atime_ns, before.st_mtime_ns))

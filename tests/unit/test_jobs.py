@@ -184,3 +184,11 @@ def test_an_indexed_job_runs_each_index_once() -> None:
 def test_completed_indexes_are_written_as_ranges() -> None:
     assert jobs.compress_indexes([0, 1, 2, 4, 6, 7, 7]) == "0-2,4,6-7"
     assert jobs.compress_indexes([]) == ""
+
+
+def test_the_stored_job_carries_the_api_servers_defaults() -> None:
+    spec = jobs.defaulted(job())["spec"]
+    assert (spec["completions"], spec["parallelism"], spec["backoffLimit"]) == (1, 1, 6)
+    assert (spec["completionMode"], spec["suspend"]) == ("NonIndexed", False)
+    assert "completions" not in jobs.defaulted(job(parallelism=3))["spec"]  # a work queue stays one
+    assert jobs.defaulted(job())["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"] == "IfNotPresent"

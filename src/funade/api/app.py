@@ -75,6 +75,7 @@ class Api:
 
     def __init__(self, home: Path) -> None:
         self.home = home
+        self.build = funade.build_id()  # the code this server runs, fixed at its start
         self.store = SqliteStore(home / "funade.db")
         self.docker = DockerClient()
         self.manager = Manager(self.store, self.docker, home)
@@ -280,6 +281,7 @@ class Api:
         return JSONResponse(
             {
                 "version": funade.__version__,
+                "build": self.build,
                 "pid": os.getpid(),
                 "home": str(self.home),
                 "uptimeSeconds": round(time.time() - self.manager.started_at, 1),

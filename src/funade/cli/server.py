@@ -21,6 +21,7 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
+import funade
 from funade.adapters.haproxy import HAProxy
 from funade.adapters.prometheus.server import DEFAULT_ADDRESS as PROMETHEUS_ADDRESS
 from funade.adapters.prometheus.server import PrometheusServer
@@ -119,11 +120,29 @@ def up(
     registry = None if no_registry else _start_registry(home, registry_address, address)
     prometheus = None if no_prometheus else _start_prometheus(home, prometheus_address)
     if client.alive():
+        try:
+            running = client.get("/v1/status").get("build")
+        except ApiError:
+            running = None
+        stale = running is not None and running != funade.build_id()
         _say(
             output,
-            {"running": True, "address": address, "started": False, "registry": registry, "prometheus": prometheus},
+            {
+                "running": True,
+                "address": address,
+                "started": False,
+                "registry": registry,
+                "prometheus": prometheus,
+                "stale": stale,
+            },
             f"funade is already running on {address}",
         )
+        if stale:
+            err.print(
+                "[yellow]warning:[/yellow] that server runs older code than this funade (it was started before "
+                "an upgrade): `funade down && funade up` restarts it; pods and Services keep running",
+                highlight=False,
+            )
         return
     log = open(home / "server.log", "ab")  # noqa: SIM115 - handed to the child process
     env = dict(os.environ, FUNADE_HOME=str(home))

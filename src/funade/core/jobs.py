@@ -31,6 +31,7 @@ __all__ = [
     "PodState",
     "compress_indexes",
     "decide",
+    "defaulted",
     "parse",
     "pod_template",
 ]
@@ -121,6 +122,20 @@ def parse(obj: Mapping[str, Any]) -> JobSpec:
         restart_policy=str(policy),
         ttl_after_finished=_int(spec, "ttlSecondsAfterFinished", None, 0),
     )
+
+
+def defaulted(obj: Mapping[str, Any]) -> Obj:
+    """The Job with the API server's defaults written into its spec (as ``kubectl get job -o yaml`` shows)."""
+    parsed = parse(obj)
+    spec = dict(obj.get("spec") or {})
+    spec.setdefault("parallelism", parsed.parallelism)
+    if parsed.completions is not None:
+        spec.setdefault("completions", parsed.completions)
+    spec.setdefault("backoffLimit", parsed.backoff_limit)
+    spec.setdefault("completionMode", "Indexed" if parsed.indexed else "NonIndexed")
+    spec.setdefault("suspend", parsed.suspend)
+    spec["template"] = pod_template(obj)
+    return {**obj, "spec": spec}
 
 
 def pod_template(obj: Mapping[str, Any]) -> Obj:

@@ -223,16 +223,14 @@ class Workloads:
                     raise WorkloadError(f"{key}: {exc}") from exc
             elif key.kind == "Job" and obj.get("apiVersion") == "batch/v1":
                 try:
-                    jobs.parse(obj)
-                    obj["spec"]["template"] = jobs.pod_template(obj)
+                    obj = jobs.defaulted(obj)
                 except jobs.JobError as exc:
                     raise WorkloadError(f"{key}: {exc}") from exc
             elif key.kind == "CronJob" and obj.get("apiVersion") == "batch/v1":
                 try:
                     cronjobs.parse(obj)
                     job = {"metadata": obj["metadata"], "spec": obj["spec"]["jobTemplate"]["spec"]}
-                    jobs.parse(job)
-                    obj["spec"]["jobTemplate"]["spec"]["template"] = jobs.pod_template(job)
+                    obj["spec"]["jobTemplate"]["spec"] = jobs.defaulted(job)["spec"]
                 except jobs.JobError as exc:
                     raise WorkloadError(f"{key}: spec.jobTemplate.{exc}") from exc
                 except cronjobs.CronError as exc:
