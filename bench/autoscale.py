@@ -113,16 +113,22 @@ def ready_pods(server: FunadeServer) -> list[Obj]:
 
 
 def sampling_cost(container_ids: list[str], rounds: int = 5) -> tuple[float, float]:
-    """Median seconds for one sample of every container: funade's one-shot stats vs ``docker stats --no-stream``."""
+    """Median seconds for one sample of every container: funade's one-shot stats vs ``docker stats --no-stream``.
+
+    funade's rounds are 2 s apart, as its sampler's are at least 1.5 s: the Engine answers a
+    one-shot sample at once unless the same container was sampled less than a second before.
+    """
 
     async def ours() -> float:
         async with DockerClient() as docker:
             started = time.perf_counter()
-            for cid in container_ids:
-                await docker.stats(cid)
+            await asyncio.gather(*(docker.stats(cid) for cid in container_ids))
             return time.perf_counter() - started
 
-    funade_times = [asyncio.run(ours()) for _ in range(rounds)]
+    funade_times = []
+    for _ in range(rounds):
+        time.sleep(2.0)  # spacing the samples, as the sampler does (not a synchronisation)
+        funade_times.append(asyncio.run(ours()))
     docker_times = []
     for _ in range(rounds):
         started = time.perf_counter()
@@ -152,6 +158,15 @@ def measure(server: FunadeServer, load_seconds: int) -> Obj:
     first_out = time.monotonic() - started
     wait_for("6 ready replicas", lambda: replicas(server) == 6 and len(ready_pods(server)) == 6, load_seconds)
     at_max = time.monotonic() - started
+    output, _ = load.communicate(timeout=load_seconds + 30)
+    stopped = time.monotonic()
+    wait_for("back to 1 replica", lambda: replicas(server) == 1, SCALE_DOWN_WINDOW + 4 * SYNC + 60)
+    back_in = time.monotonic() - stopped
+    # The sampling cost, on 6 pods the server no longer samples (its own samples would make the
+    # Engine wait for its collector's next tick).
+    server.cli("delete", "hpa", "burner", "-n", NAMESPACE)
+    server.cli("scale", "deployment", "burner", "-n", NAMESPACE, "--replicas", "6")
+    wait_for("6 ready replicas again", lambda: len(ready_pods(server)) == 6, 60)
     ids = [
         c["containerID"].removeprefix("docker://")
         for p in ready_pods(server)
@@ -159,10 +174,6 @@ def measure(server: FunadeServer, load_seconds: int) -> Obj:
         if c.get("containerID")
     ]
     cost_funade, cost_docker = sampling_cost(ids)
-    output, _ = load.communicate(timeout=load_seconds + 30)
-    stopped = time.monotonic()
-    wait_for("back to 1 replica", lambda: replicas(server) == 1, SCALE_DOWN_WINDOW + 4 * SYNC + 60)
-    back_in = time.monotonic() - stopped
     requests = next((line.split()[0] for line in output.splitlines() if "requests in" in line), "?")
     events = [
         e for e in get(server, f"/v1/events?namespace={NAMESPACE}")["items"] if e["reason"] == "SuccessfulRescale"

@@ -6,8 +6,8 @@ desired replica count, stabilization windows and rate policies, then the target'
 ``spec.replicas``). Here one controller does both, in the manager's pass:
 
 - **Sampling.** Every container of a pod an autoscaler selects is sampled through the
-  Engine's one-shot stats at most every ``resolution`` seconds; CPU usage is the rate
-  between the last two samples (cores), memory the working set of the latest.
+  Engine's one-shot stats (side by side) at most every ``resolution`` seconds; CPU usage
+  is the rate between the last two samples (cores), memory the working set of the latest.
 - **Deciding.** Each autoscaler is evaluated every ``sync`` seconds (15 s, as
   ``--horizontal-pod-autoscaler-sync-period``; ``FUNADE_HPA_SYNC_SECONDS`` changes it)
   by :func:`funade.core.autoscaling.decide`, which holds every rule. Its recommendation
@@ -20,6 +20,8 @@ desired replica count, stabilization windows and rate policies, then the target'
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -37,6 +39,10 @@ Obj = dict[str, Any]
 KIND = "HorizontalPodAutoscaler"
 #: Kinds whose ``spec.replicas`` an autoscaler may set on the local target.
 SCALABLE = frozenset({"Deployment", "ReplicaSet", "Rollout"})
+#: Stats requests in flight at once.
+_PARALLEL_SAMPLES = 16
+#: How long a pass waits for its samples before it goes on without them (they land for the next pass).
+_SAMPLE_WAIT = 0.25
 
 
 def sync_seconds() -> float:
@@ -81,55 +87,80 @@ class AutoscalerController:
         self.poke = poke
         self.clock = clock
         self.sync = sync if sync is not None else sync_seconds()
-        self.resolution = min(5.0, self.sync / 2)
+        # The Engine answers a one-shot sample at once, but waits for its collector's next
+        # 1 s tick when the same container was sampled less than a second before.
+        self.resolution = min(5.0, max(1.5, self.sync / 2))
         # Per container ID, the last two samples (older first).
         self._samples: dict[str, tuple[Sample, ...]] = {}
         self._due: dict[ObjectKey, float] = {}
         self._seen_generation: dict[ObjectKey, object] = {}
+        self._sampling: asyncio.Task[None] | None = None
 
     async def reconcile(self) -> None:
-        """One pass: sample what is due, evaluate the autoscalers whose period has come."""
+        """One pass: sample what is due, evaluate the autoscalers whose period has come.
+
+        Sampling runs beside the pass: the Engine answers a batch of one-shot samples on its
+        collector's next 1 s tick, and the manager's pass (rollouts, Services) must not wait
+        for that. Whatever samples are in by decision time are used.
+        """
         now = self.clock()
-        live: set[ObjectKey] = set()
-        wanted: set[str] = set()
+        seen: list[tuple[Obj, Obj | None, list[Obj]]] = []
+        wanted: dict[str, None] = {}
         for hpa in self.store.list_objects(KIND):
             key = ObjectKey.of(hpa)
-            live.add(key)
             generation = (hpa.get("metadata") or {}).get("generation")
             if key not in self._due or self._seen_generation.get(key) != generation:
                 # A new or changed autoscaler: first sample its pods, decide once rates exist.
                 self._due[key] = now + self.resolution
                 self._seen_generation[key] = generation
             target, pods = self._target_and_pods(hpa)
-            containers = [cid for pod in pods for cid in _container_ids(pod).values()]
-            wanted.update(containers)
-            await self._sample(containers, now)
+            wanted.update((cid, None) for pod in pods for cid in _container_ids(pod).values())
+            seen.append((hpa, target, pods))
+        if wanted and (self._sampling is None or self._sampling.done()):
+            self._sampling = asyncio.create_task(self._sample(list(wanted), now), name="autoscaler samples")
+        if self._sampling is not None and not self._sampling.done():
+            await asyncio.wait({self._sampling}, timeout=_SAMPLE_WAIT)
+        for hpa, target, pods in seen:
+            key = ObjectKey.of(hpa)
             if now >= self._due[key]:
                 self._due[key] = now + self.sync
                 try:
                     await self._evaluate(hpa, target, pods, now)
                 except Exception:  # one autoscaler's trouble must not stop the others
                     log.exception("autoscaler %s/%s failed", key.namespace, key.name)
+        live = {ObjectKey.of(hpa) for hpa, _, _ in seen}
         for key in set(self._due) - live:
             del self._due[key]
             self._seen_generation.pop(key, None)
-        for cid in set(self._samples) - wanted:
+        for cid in set(self._samples) - set(wanted):
             del self._samples[cid]
+
+    async def stop(self) -> None:
+        """Cancel a sampling still in flight (the server is stopping)."""
+        if self._sampling is not None and not self._sampling.done():
+            self._sampling.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sampling
 
     # -- metrics ----------------------------------------------------------------------
 
     async def _sample(self, containers: Sequence[str], now: float) -> None:
-        for cid in containers:
+        """Sample the containers whose last sample is older than the resolution, side by side."""
+        due = [c for c in containers if not (known := self._samples.get(c)) or now - known[-1].at >= self.resolution]
+        limit = asyncio.Semaphore(_PARALLEL_SAMPLES)
+
+        async def one(cid: str) -> None:
+            async with limit:
+                sample = await self.stats(cid)
             known = self._samples.get(cid, ())
-            if known and now - known[-1].at < self.resolution:
-                continue
-            sample = await self.stats(cid)
             if sample is None:
                 self._samples.pop(cid, None)
-                continue
+                return
             if known and sample.cpu_total_ns < known[-1].cpu_total_ns:
                 known = ()  # the counter went back: another container under the same ID (restart)
             self._samples[cid] = (*known[-1:], sample)
+
+        await asyncio.gather(*(one(cid) for cid in dict.fromkeys(due)))
 
     def _usage(self, container_id: str) -> tuple[dict[str, float], float, float] | None:
         """CPU (cores, between the last two samples) and memory (bytes) of a container, when the later

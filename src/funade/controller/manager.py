@@ -102,6 +102,7 @@ class Manager:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await self.analysis_runs.stop()
+        await self.autoscalers.stop()
         await self.kubelet.stop()
         await self.runtime.close()
 
