@@ -207,7 +207,7 @@ def test_a_rollout_with_a_typo_is_refused_naming_the_field(funade: Funade, ns: s
 
 
 def test_a_job_metric_runs_a_pod_to_completion(funade: Funade, ns: str) -> None:
-    """Argo's job provider: Successful when the Job's pod exits 0, Failed once backoffLimit is spent."""
+    """Argo's job provider: Successful when the Job completes, Failed once its backoffLimit is spent."""
 
     def run(name: str, script: str) -> Obj:
         container = {"name": "check", "image": V1, "command": ["/bin/sh", "-c", script]}
@@ -235,5 +235,6 @@ def test_a_job_metric_runs_a_pod_to_completion(funade: Funade, ns: str) -> None:
     funade.wait_until(lambda: phase("job-ok") == "Successful", 90, "the good job's run Successful", namespace=ns)
     funade.wait_until(lambda: phase("job-bad") == "Failed", 90, "the bad job's run Failed", namespace=ns)
     bad = funade.obj("AnalysisRun", ns, "job-bad")["status"]["metricResults"][0]
-    assert "backoffLimit (1)" in bad["measurements"][-1]["message"], bad
+    assert "BackoffLimitExceeded (backoffLimit 1)" in bad["measurements"][-1]["message"], bad
     funade.wait_until(lambda: not funade.pods(ns, "analysisrun"), 30, "the job pods removed", namespace=ns)
+    assert not funade.get("/v1/objects/Job", namespace=ns)["items"]  # the Jobs too, once they answered

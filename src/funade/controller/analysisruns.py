@@ -7,10 +7,10 @@ same thing. ``spec.terminate: true`` (written by the rollout controller when a s
 skipped or the rollout aborts) stops the task, which then records the phase Argo gives a
 terminated run. A run that cannot be read completes at once as Error, with the reason.
 
-A ``job`` metric runs the Job's pod template as a bare Pod in the run's namespace until it
-completes (``backoffLimit`` retries, default 6, and ``activeDeadlineSeconds`` as Kubernetes
-counts them); the measurement is Successful when a pod succeeded and Failed when the Job
-gave up, as with Argo's job provider.
+A ``job`` metric runs a Job in the run's namespace (the local target's Job controller:
+``backoffLimit``, default 6, with Kubernetes' back-off, and ``activeDeadlineSeconds``); the
+measurement is Successful when the Job completes and Failed when it fails, as with Argo's
+job provider.
 
 After a server restart a run still in progress starts measuring again from the
 beginning: measurements are cheap and the decisions only need the phase.
@@ -27,9 +27,10 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from funade.core import analysis, objects
+from funade.core import analysis
 from funade.core.ports import Event, MetricAnswer, Metrics, MetricsError, ObjectKey, Store
 from funade.engine import analysis as analysis_engine
+from funade.engine import workloads
 
 __all__ = ["KIND", "AnalysisRunController"]
 
@@ -53,13 +54,11 @@ class _RunMetrics:
         self,
         base: Metrics,
         store: Store,
-        pod_phase: Callable[[str, str], str | None],
         run: Obj,
         poke: Callable[[], None],
     ) -> None:
         self.base = base
         self.store = store
-        self.pod_phase = pod_phase
         self.run = run
         self.poke = poke
         self.seq = 0
@@ -81,54 +80,50 @@ class _RunMetrics:
         return await self.base.web(url, method, headers, body, json_path, timeout)
 
     async def job(self, metric: str, spec: Mapping[str, Any], metadata: Mapping[str, Any]) -> MetricAnswer:
-        template = spec.get("template")
-        if not isinstance(template, Mapping) or not isinstance(template.get("spec"), Mapping):
-            raise MetricsError(f"metric {metric}: provider.job.spec.template.spec is required")
-        pod_spec = json.loads(json.dumps(template["spec"]))
-        policy = pod_spec.setdefault("restartPolicy", "Never")
-        if policy not in ("Never", "OnFailure"):
-            raise MetricsError(f"metric {metric}: a Job's restartPolicy must be Never or OnFailure, not {policy}")
-        pod_spec["restartPolicy"] = "Never"  # each failed attempt is a new pod, counted against backoffLimit
-        backoff = int(spec.get("backoffLimit", 6))
-        deadline = time.monotonic() + float(spec.get("activeDeadlineSeconds") or JOB_TIMEOUT)
+        """Argo's job provider: a Job beside the run; Successful when it completes, Failed when it fails.
+
+        The Job is a real one (controller/jobs.py runs it: ``backoffLimit``, back-off,
+        ``activeDeadlineSeconds``, default :data:`JOB_TIMEOUT`); it is deleted, with its
+        pods, once it has answered.
+        """
         meta = self.run["metadata"]
         namespace = meta.get("namespace", "default")
-        failures = 0
-        while True:
-            self.seq += 1
-            name = f"{meta['name']}-{metric}-{self.seq}".lower()[-63:].lstrip("-.")
-            labels = {**((template.get("metadata") or {}).get("labels") or {}), "analysisrun": meta["name"][:63]}
-            pod = {
-                "apiVersion": "v1",
-                "kind": "Pod",
-                "metadata": {"name": name, "namespace": namespace, "labels": labels},
-                "spec": pod_spec,
-            }
-            try:
-                parsed = objects.to_dict(objects.parse(pod))
-            except ValueError as exc:
-                raise MetricsError(f"metric {metric}: the job's pod template: {exc}") from None
-            self.store.put_many([parsed])
-            self.poke()
-            try:
-                phase = await self._wait(namespace, name, deadline)
-            finally:
-                self.store.delete(ObjectKey("Pod", namespace, name))
-            if phase == "Succeeded":
-                return MetricAnswer(True, detail=f"job pod {name} succeeded")
-            if phase is None:
-                return MetricAnswer(False, detail=f"job did not complete within its deadline (pod {name})")
-            failures += 1
-            if failures > backoff:
-                return MetricAnswer(False, detail=f"job failed: backoffLimit ({backoff}) reached, last pod {name}")
-
-    async def _wait(self, namespace: str, name: str, deadline: float) -> str | None:
-        while time.monotonic() < deadline:
-            phase = self.pod_phase(namespace, name)
-            if phase in ("Succeeded", "Failed"):
-                return phase
-            await asyncio.sleep(0.5)
-        return None
+        self.seq += 1
+        name = f"{meta['name']}-{metric}-{self.seq}".lower()[-63:].lstrip("-.")
+        body = json.loads(json.dumps(dict(spec)))
+        body.setdefault("activeDeadlineSeconds", int(JOB_TIMEOUT))
+        template = body.get("template")
+        if isinstance(template, dict) and isinstance(template.get("spec"), dict):
+            template["spec"].setdefault("restartPolicy", "Never")
+            labels = (template.setdefault("metadata", {}) or {}).setdefault("labels", {})
+            labels["analysisrun"] = meta["name"][:63]
+        job = {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": name, "namespace": namespace, "labels": dict(metadata.get("labels") or {})},
+            "spec": body,
+        }
+        try:
+            workloads.Workloads(self.store).apply([job], namespace)
+        except workloads.WorkloadError as exc:
+            raise MetricsError(f"metric {metric}: {exc}") from None
+        self.poke()
+        key = ObjectKey("Job", namespace, name)
+        try:
+            while True:
+                stored = self.store.get(key) or {}
+                for condition in (stored.get("status") or {}).get("conditions") or []:
+                    if condition.get("status") != "True":
+                        continue
+                    if condition.get("type") == "Complete":
+                        return MetricAnswer(True, detail=f"job {name} complete")
+                    if condition.get("type") == "Failed":
+                        reason = condition.get("reason", "")
+                        backoff = (stored.get("spec") or {}).get("backoffLimit")
+                        return MetricAnswer(False, detail=f"job {name} failed: {reason} (backoffLimit {backoff})")
+                await asyncio.sleep(0.5)
+        finally:
+            self.store.delete(key)  # its pods go with it (the garbage collector)
 
 
 class AnalysisRunController:
@@ -139,13 +134,10 @@ class AnalysisRunController:
         store: Store,
         metrics: Callable[[], Metrics],
         poke: Callable[[], None],
-        pod_phase: Callable[[str, str], str | None] = lambda namespace, name: None,
     ) -> None:
-        """``pod_phase`` tells the phase of a pod the kubelet runs (job metrics), None while it has none."""
         self.store = store
         self.metrics = metrics
         self.poke = poke
-        self.pod_phase = pod_phase
         self._tasks: dict[str, tuple[asyncio.Task[None], asyncio.Event]] = {}
 
     @staticmethod
@@ -211,7 +203,7 @@ class AnalysisRunController:
             self._write(obj, analysis.status_of(state))
 
         try:
-            providers = _RunMetrics(self.metrics(), self.store, self.pod_phase, obj, self.poke)
+            providers = _RunMetrics(self.metrics(), self.store, obj, self.poke)
             state = await analysis_engine.run(run, providers, _now, record, stop=stop)
         except asyncio.CancelledError:
             raise

@@ -70,7 +70,7 @@ class Manager:
         self.jobs = JobController(store, self.kubelet)
         self.cron_jobs = CronJobController(store)
         self.rollouts = RolloutController(store, self.workloads.view, self.poke)
-        self.analysis_runs = AnalysisRunController(store, lambda: _metrics(home), self.poke, self._pod_phase)
+        self.analysis_runs = AnalysisRunController(store, lambda: _metrics(home), self.poke)
         self.autoscalers = AutoscalerController(store, self.pod_views, self._container_sample, self.poke)
         self.services = ServiceController(
             store,
@@ -162,10 +162,6 @@ class Manager:
         if stats.read_at is None:
             return None
         return Sample(stats.read_at.timestamp(), stats.cpu_total_ns, stats.memory_working_set)
-
-    def _pod_phase(self, namespace: str, name: str) -> str | None:
-        worker = self.find_pod(namespace, name)
-        return str(worker.status.get("phase")) if worker is not None and worker.status.get("phase") else None
 
     # -- reads for the API ------------------------------------------------------------
 
