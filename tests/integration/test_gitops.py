@@ -242,7 +242,7 @@ def test_a_gated_namespace_refuses_a_sync_until_the_commit_carries_an_override(
     synced_healthy(funade, name, excused, ns)
     audit = funade.cli("audit", "-n", ns, "-o", "json")
     assert audit.code == 0, audit.output
-    entry = json.loads(audit.stdout)[-1]
+    (entry,) = [e for e in json.loads(audit.stdout) if e["action"] == "gate-override"]
     assert entry["actor"] == f"application/{name}@{excused[:12]}" and entry["objects"] == ["Deployment/shop"]
     assert entry["reason"] == "funade.io/gate-override on Deployment/shop: 2 replicas until Q3, OPS-7"
     assert any("FUN-K8S-030" in d for d in entry["details"]), entry

@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
@@ -805,3 +806,22 @@ def test_up_says_when_the_running_server_is_older_than_this_funade(funade: Funad
         assert stale.code == 0 and "runs older code than this funade" in stale.stderr, stale.output
     finally:
         os.utime(module, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+
+def test_the_audit_log_keeps_who_changed_what(funade: Funade, ns: str) -> None:
+    assert funade.apply(ns, deployment("audited", V1, replicas=1), args=("--wait",)).code == 0
+    assert funade.apply(ns, deployment("audited", V1, replicas=1)).code == 0  # unchanged: not an action
+    assert funade.apply(ns, deployment("audited", V1, replicas=1), args=("--dry-run",)).code == 0
+    assert funade.cli("scale", "deployment", "audited", "-n", ns, "--replicas", "2").code == 0
+    assert funade.cli("rollout", "restart", "deployment/audited", "-n", ns).code == 0
+    assert funade.cli("delete", "deployment", "audited", "-n", ns).code == 0
+    assert funade.cli("scale", "deployment", "nosuch", "-n", ns, "--replicas", "2").code != 0  # failed: not kept
+    entries = json.loads(funade.cli("audit", "-n", ns, "-o", "json").stdout)
+    assert [(e["action"], e["objects"]) for e in entries] == [
+        ("apply", ["Deployment/audited created"]),
+        ("scale", ["Deployment/audited"]),
+        ("rollout restart", ["Deployment/audited"]),
+        ("delete", ["Deployment/audited"]),
+    ]
+    assert "replicas=2" in entries[1]["details"]
+    assert all(e["actor"].endswith("@" + socket.gethostname()) for e in entries)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import time
@@ -269,6 +270,45 @@ class Api:
                 + "; ".join(entry.details),
             )
         )
+
+    async def record_action(self, request: Request, response: Response, action: str) -> None:
+        """Keep a person's successful change in the audit log: who, what, on which objects, with which options.
+
+        An apply is kept when it changed something (not a dry run); ``rollout`` takes its verb
+        (``rollout undo``, ``rollout promote`` …). The options are the request's plain values
+        (``replicas=5``, ``toRevision=1``, ``prune=True``).
+        """
+        params = request.path_params
+        body: Obj = {}
+        if request.method == "POST":
+            with contextlib.suppress(ValueError):
+                loaded = await request.json()
+                body = loaded if isinstance(loaded, dict) else {}
+        if body.get("dryRun"):
+            return
+        namespace = str(params.get("namespace") or body.get("namespace") or "")
+        objects_: tuple[str, ...] = ()
+        if action == "apply":
+            answer = json.loads(bytes(response.body))
+            changed = [r for r in answer.get("results") or [] if not str(r.get("action", "")).startswith("unchanged")]
+            if not changed:
+                return
+            objects_ = tuple(f"{r['kind']}/{r['name']} {r['action']}" for r in changed)
+            namespace = namespace or str(changed[0].get("namespace") or "default")
+        elif "kind" in params:
+            objects_ = (f"{self._kind(params['kind'])}/{params['name']}",)
+        elif "verb" in params:
+            action = f"rollout {params['verb']}"
+            objects_ = (f"{'Rollout' if '/rollouts/' in request.url.path else 'Deployment'}/{params['name']}",)
+        elif "name" in params:
+            objects_ = (f"Application/{params['name']}",)
+        options = tuple(
+            f"{k}={v}"
+            for k, v in body.items()
+            if isinstance(v, str | int | float | bool) and k not in ("namespace", "forceGate", "dryRun")
+        )
+        reason = str(body.get("forceGate") or "")
+        self.store.add_audit(AuditEntry(time.time(), _actor(request), action, namespace, reason, objects_, options))
 
     async def healthz(self, request: Request) -> Response:
         if not self.manager.synced.is_set():
@@ -589,9 +629,15 @@ def create_app(home: Path) -> Starlette:
             return _error(str(exc), 400)
         return response
 
-    def route(path: str, handler: Any, methods: list[str]) -> Route:
+    def route(path: str, handler: Any, methods: list[str], audit: str = "") -> Route:
+        """``audit``: the action a person takes through this route, kept in the audit log when it succeeds."""
+
         async def endpoint(request: Request) -> Response:
-            return await guard(request, handler)
+            response = await guard(request, handler)
+            if audit and request.method in ("POST", "DELETE") and response.status_code < 400:
+                with contextlib.suppress(Exception):  # the log must never fail the action it records
+                    await api.record_action(request, response, audit)
+            return response
 
         return Route(path, endpoint, methods=methods)
 
@@ -599,24 +645,24 @@ def create_app(home: Path) -> Starlette:
         routes=[
             route("/healthz", api.healthz, ["GET"]),
             route("/v1/status", api.status, ["GET"]),
-            route("/v1/apply", api.apply, ["POST"]),
+            route("/v1/apply", api.apply, ["POST"], audit="apply"),
             route("/v1/events", api.events, ["GET"]),
             route("/v1/audit", api.audit, ["GET"]),
             route("/v1/objects/{kind}", api.list_objects, ["GET"]),
             route("/v1/objects/{kind}/{namespace}/{name}", api.get_object, ["GET"]),
-            route("/v1/objects/{kind}/{namespace}/{name}", api.delete_object, ["DELETE"]),
-            route("/v1/scale/{kind}/{namespace}/{name}", api.scale, ["POST"]),
-            route("/v1/rollout/{namespace}/{name}/{verb}", api.rollout, ["GET", "POST"]),
-            route("/v1/rollouts/{namespace}/{name}/{verb}", api.argo_rollout, ["GET", "POST"]),
-            route("/v1/apps", api.apps.create, ["POST"]),
+            route("/v1/objects/{kind}/{namespace}/{name}", api.delete_object, ["DELETE"], audit="delete"),
+            route("/v1/scale/{kind}/{namespace}/{name}", api.scale, ["POST"], audit="scale"),
+            route("/v1/rollout/{namespace}/{name}/{verb}", api.rollout, ["GET", "POST"], audit="rollout"),
+            route("/v1/rollouts/{namespace}/{name}/{verb}", api.argo_rollout, ["GET", "POST"], audit="rollout"),
+            route("/v1/apps", api.apps.create, ["POST"], audit="app create"),
             route("/v1/apps", api.apps.list, ["GET"]),
             route("/v1/apps/{name}", api.apps.get, ["GET"]),
-            route("/v1/apps/{name}", api.apps.delete, ["DELETE"]),
+            route("/v1/apps/{name}", api.apps.delete, ["DELETE"], audit="app delete"),
             route("/v1/apps/{name}/diff", api.apps.diff, ["GET"]),
-            route("/v1/apps/{name}/sync", api.apps.sync, ["POST"]),
-            route("/v1/apps/{name}/rollback", api.apps.rollback, ["POST"]),
+            route("/v1/apps/{name}/sync", api.apps.sync, ["POST"], audit="app sync"),
+            route("/v1/apps/{name}/rollback", api.apps.rollback, ["POST"], audit="app rollback"),
             route("/v1/apps/{name}/refresh", api.apps.refresh, ["POST"]),
-            route("/v1/apps/{name}/set", api.apps.set_policy, ["POST"]),
+            route("/v1/apps/{name}/set", api.apps.set_policy, ["POST"], audit="app set"),
             route("/api/webhook", api.apps.webhook, ["POST"]),
             route("/v1/logs/{namespace}/{name}", api.logs, ["GET"]),
             route("/v1/exec/{namespace}/{name}", api.exec_target, ["GET"]),

@@ -417,7 +417,8 @@ def audit(
     limit: int = typer.Option(200, "--limit", help="the newest N entries"),
     output: str = OutputOpt,
 ) -> None:
-    """The audit log: who let what past a safeguard (a gate override), when and why. Kept for good."""
+    """The audit log: who changed what, when — applies, deletes, scales, rollout and app verbs — and who
+    let what past the deploy gate, and why. Kept for good."""
     items = _call(_client().get, "/v1/audit", namespace=namespace, limit=limit)["items"]
     if output in ("json", "yaml"):
         _dump(items, output)
