@@ -515,3 +515,61 @@ def test_describe_pod() -> None:
     assert "  Message: back-off 2m40s restarting failed container" in text
     assert f"  Last state: terminated (Error), exit code 1, finished {CREATED}" in text
     assert "Ready            False   ContainersNotReady — containers with unready status: [app]" in text
+
+
+def test_hpa_job_and_cronjob_rows_read_like_kubectl() -> None:
+    created = _long_ago()
+    cpu = {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}}
+    hpa = {
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "web", "creationTimestamp": created},
+        "spec": {
+            "scaleTargetRef": {"kind": "Deployment", "name": "web"},
+            "minReplicas": 3,
+            "maxReplicas": 10,
+            "metrics": [cpu],
+        },
+        "status": {
+            "currentReplicas": 4,
+            "currentMetrics": [
+                {"type": "Resource", "resource": {"name": "cpu", "current": {"averageUtilization": 35}}}
+            ],
+        },
+    }
+    assert _rows(render.object_table("HorizontalPodAutoscaler", [hpa]))[1] == [
+        "web", "Deployment/web", "cpu:", "35%/70%", "3", "10", "4", "10d",
+    ]  # fmt: skip
+    unmeasured = {**hpa, "status": {}}
+    assert "cpu: <unknown>/70%" in _text(render.object_table("HorizontalPodAutoscaler", [unmeasured]))
+    v1 = {**hpa, "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "web"}, "maxReplicas": 3,
+                          "targetCPUUtilizationPercentage": 80}, "status": {}}  # fmt: skip
+    assert "cpu: <unknown>/80%" in _text(render.object_table("HorizontalPodAutoscaler", [v1]))
+
+    done = {"type": "Complete", "status": "True"}
+    job = {
+        "kind": "Job",
+        "metadata": {"name": "migrate", "creationTimestamp": created},
+        "spec": {"completions": 3},
+        "status": {
+            "succeeded": 3,
+            "startTime": "2024-05-01T09:00:00Z",
+            "completionTime": "2024-05-01T09:00:42Z",
+            "conditions": [done],
+        },
+    }
+    assert _rows(render.object_table("Job", [job]))[1] == ["migrate", "Complete", "3/3", "42s", "10d"]
+    queue = {**job, "spec": {"parallelism": 2}, "status": {"succeeded": 0}}
+    assert _rows(render.object_table("Job", [queue]))[1][:3] == ["migrate", "Running", "0/1"]
+    text = render.describe({**job, "metadata": {**job["metadata"], "namespace": "shop"}}, [])
+    assert "Status:       Complete, 3/3 completions, duration 42s" in text
+
+    cron = {
+        "kind": "CronJob",
+        "metadata": {"name": "cleanup", "creationTimestamp": created},
+        "spec": {"schedule": "0 3 * * *", "timeZone": "Europe/Berlin"},
+        "status": {"active": [{"name": "cleanup-1"}]},
+    }
+    assert _rows(render.object_table("CronJob", [cron])) == [
+        ["NAME", "SCHEDULE", "TIMEZONE", "SUSPEND", "ACTIVE", "LAST", "SCHEDULE", "AGE"],
+        ["cleanup", "0", "3", "*", "*", "*", "Europe/Berlin", "False", "1", "<none>", "10d"],
+    ]

@@ -514,6 +514,32 @@ def describe(obj: Obj, events: list[Obj]) -> str:
                     f"finished {t.get('finishedAt')}"
                 )
             lines += _container_spec_lines(specs.get(c["name"], {}))
+    if obj["kind"] == "HorizontalPodAutoscaler":
+        _, reference, targets, low, high, _, _ = _hpa_row(obj)
+        lines.append(f"Reference:    {reference}")
+        lines.append(f"Metrics:      {targets}  (current/target)")
+        lines.append(f"Min/Max:      {low} / {high} replicas")
+        lines.append(
+            f"Replicas:     {status.get('currentReplicas', 0)} current / {status.get('desiredReplicas', 0)} desired"
+            + (f", last scaled {status['lastScaleTime']}" if status.get("lastScaleTime") else "")
+        )
+    if obj["kind"] == "Job":
+        _, state, completions, duration, _ = _job_row(obj)
+        lines.append(f"Status:       {state}, {completions} completions, duration {duration or '-'}")
+        lines.append(
+            f"Pods:         {status.get('active', 0)} active / {status.get('succeeded', 0)} succeeded / "
+            f"{status.get('failed', 0)} failed (backoffLimit {spec.get('backoffLimit', 6)})"
+        )
+        if status.get("completedIndexes"):
+            lines.append(f"Completed:    indexes {status['completedIndexes']}")
+    if obj["kind"] == "CronJob":
+        lines.append(f"Schedule:     {spec.get('schedule')} ({spec.get('timeZone') or 'UTC'})")
+        lines.append(
+            f"Policy:       concurrency {spec.get('concurrencyPolicy', 'Allow')}, suspend {spec.get('suspend', False)}"
+        )
+        lines.append(f"Last run:     {status.get('lastScheduleTime', '<none>')}, last success "
+                     f"{status.get('lastSuccessfulTime', '<none>')}")  # fmt: skip
+        lines += [f"Active job:   {ref.get('name')}" for ref in status.get("active") or []]
     if status.get("localTarget"):
         lines.append(f"Status:       {status['localTarget']}")
     conditions = status.get("conditions") or []
