@@ -348,7 +348,7 @@ class Api:
         dry_run = bool(body.get("dryRun"))
         overridden = await self._gate(items, namespace, override, _actor(request))
         results = self.workloads.apply(items, namespace, dry_run)
-        if not dry_run:
+        if not dry_run and any(r.action != "unchanged" for r in results):  # an override that changed something
             for entry in overridden:
                 self._audit(entry)
         if any(r.key.kind in ("ConfigMap", "Secret") and r.action != "unchanged" for r in results):
