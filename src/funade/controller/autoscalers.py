@@ -29,8 +29,9 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from funade.controller.workloads import record
 from funade.core import autoscaling, quantity, revisions, selectors
-from funade.core.ports import Event, ObjectKey, Store
+from funade.core.ports import ObjectKey, Store
 
 __all__ = ["KIND", "AutoscalerController", "Sample", "sync_seconds"]
 
@@ -244,7 +245,7 @@ class AutoscalerController:
             message += "not found" if ref.kind in SCALABLE else "cannot be scaled on the local target"
             failed = _condition("AbleToScale", "False", "FailedGetScale", message)
             self._write(key, status, conditions=_keep_transitions([failed], status.get("conditions") or [], now))
-            self._event(key, "Warning", "FailedGetScale", message)
+            record(self.store, hpa, "Warning", "FailedGetScale", message, self.clock())
             return
         current = int((target.get("spec") or {}).get("replicas", 1))
         history = autoscaling.History.from_json(own.get("history"))
@@ -258,11 +259,12 @@ class AutoscalerController:
             "funade": {**own, "history": decision.history.to_json()},
         }
         for error in decision.errors:
-            self._event(key, "Warning", "FailedComputeMetricsReplicas", error)
+            record(self.store, hpa, "Warning", "FailedComputeMetricsReplicas", error, self.clock())
         if decision.scaled:
             self._scale(target, decision.desired)
             update["lastScaleTime"] = revisions.rfc3339(now)
-            self._event(key, "Normal", "SuccessfulRescale", f"New size: {decision.desired}; reason: {decision.reason}")
+            message = f"New size: {decision.desired}; reason: {decision.reason}"
+            record(self.store, hpa, "Normal", "SuccessfulRescale", message, self.clock())
             log.info(
                 "%s/%s: %s/%s %d -> %d",
                 key.namespace,
@@ -283,9 +285,6 @@ class AutoscalerController:
         status = {k: v for k, v in {**old, **fields}.items() if v is not None}
         if status != old:
             self.store.put_status(key, status)
-
-    def _event(self, key: ObjectKey, kind: str, reason: str, message: str) -> None:
-        self.store.add_event(Event(self.clock(), key.namespace, KIND, key.name, kind, reason, message))
 
 
 def _container_ids(pod: Obj) -> dict[str, str]:

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from funade.controller.workloads import owner_uid, record
-from funade.core import cronjobs
+from funade.core import cronjobs, revisions
 from funade.core.ports import ObjectKey, Store
 from funade.engine import workloads
 
@@ -118,4 +118,4 @@ def _time(value: object) -> datetime | None:
 
 
 def _stamp(value: datetime | None) -> str | None:
-    return None if value is None else value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return None if value is None else revisions.rfc3339(value.timestamp())

@@ -49,10 +49,11 @@ def _ready_since(pod: Obj) -> float | None:
     return None
 
 
-def record(store: Store, obj: Obj, type_: str, reason: str, message: str) -> None:
-    """An event about ``obj`` (its kind, namespace and name)."""
+def record(store: Store, obj: Obj, type_: str, reason: str, message: str, at: float | None = None) -> None:
+    """An event about ``obj`` (its kind, namespace and name), at ``at`` (default: now)."""
     meta = obj["metadata"]
-    store.add_event(Event(time.time(), meta.get("namespace", ""), obj["kind"], meta["name"], type_, reason, message))
+    when = time.time() if at is None else at
+    store.add_event(Event(when, meta.get("namespace", ""), obj["kind"], meta["name"], type_, reason, message))
 
 
 def pod_suffix() -> str:
